@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	gosql "database/sql"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/urfave/cli/v2"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/xbt-tracker/xbt-tracker/internal/config"
+	"github.com/xbt-tracker/xbt-tracker/internal/logging"
+	xsql "github.com/xbt-tracker/xbt-tracker/sql"
+)
+
+// env is what every subcommand shares: the process's environment and output.
+type env struct {
+	environ        []string
+	stdout, stderr io.Writer
+}
+
+// operatorConfig reads the operator's layers (file, environment, flags) and
+// builds a configuration without the database, to find the dsn and report
+// operator mistakes before anything connects.
+func (e *env) operatorConfig(c *cli.Context) (config.Sources, config.Config, error) {
+	src, err := config.LoadSources(c, e.environ)
+	if err != nil {
+		return src, config.Config{}, err
+	}
+	cfg, err := src.Build(nil)
+	return src, cfg, err
+}
+
+// openDB opens the database named by the operator's dsn.
+func (e *env) openDB(ctx context.Context, cfg config.Config) (*gosql.DB, error) {
+	if cfg.DSN == "" {
+		return nil, fmt.Errorf("no database: set --dsn or XBT_DSN (e.g. root:@tcp(127.0.0.1:3306)/xbt)")
+	}
+	return xsql.Open(ctx, cfg.DSN)
+}
+
+// withDB is the common start of the database subcommands: operator config,
+// then an open database.
+func (e *env) withDB(c *cli.Context) (config.Sources, config.Config, *gosql.DB, error) {
+	src, cfg, err := e.operatorConfig(c)
+	if err != nil {
+		return src, cfg, nil, err
+	}
+	db, err := e.openDB(c.Context, cfg)
+	return src, cfg, db, err
+}
+
+// logger writes to stderr at the configured level: console encoding on a
+// terminal, JSON otherwise (and always JSON when stderr is not a file, as in
+// tests).
+func (e *env) logger(level string) (*zap.Logger, error) {
+	if f, ok := e.stderr.(*os.File); ok {
+		return logging.New(level, f)
+	}
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("log_level = %q: want debug, info, warn or error", level)
+	}
+	return logging.NewWithEncoding(lvl, zapcore.AddSync(e.stderr), false), nil
+}
+
+// names maps the configured table and column names onto the sql package's.
+func names(cfg config.Config) xsql.Names {
+	n := xsql.DefaultNames()
+	n.Files = cfg.TableFiles
+	n.FilesUsers = cfg.TableFilesUsers
+	n.Users = cfg.TableUsers
+	n.AnnounceLog = cfg.TableAnnounceLog
+	n.ScrapeLog = cfg.TableScrapeLog
+	n.DenyFromHosts = cfg.TableDenyFromHosts
+	n.FilesFid = cfg.ColumnFilesFID
+	n.FilesLeechers = cfg.ColumnFilesLeechers
+	n.FilesSeeders = cfg.ColumnFilesSeeders
+	n.FilesCompleted = cfg.ColumnFilesCompleted
+	n.UsersUID = cfg.ColumnUsersUID
+	return n
+}
+
+// dbFlags are the flags of subcommands that only need the database: the dsn
+// and the config file (which may hold the dsn and table names).
+func dbFlags() []cli.Flag {
+	return config.Flags()
+}

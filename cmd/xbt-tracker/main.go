@@ -1,0 +1,68 @@
+// Command xbt-tracker is an XBT-compatible, database-driven private
+// BitTorrent tracker. See the README for the subcommands.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args, os.Environ(), os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run is main without the process: tests call it with their own context,
+// arguments, environment and output. SIGTERM and SIGINT cancel ctx.
+func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
+	app := newApp(environ, stdout, stderr)
+	if err := app.RunContext(ctx, positionalLast(args)); err != nil {
+		fmt.Fprintf(stderr, "xbt-tracker: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func newApp(environ []string, stdout, stderr io.Writer) *cli.App {
+	e := &env{environ: environ, stdout: stdout, stderr: stderr}
+	return &cli.App{
+		Name:  "xbt-tracker",
+		Usage: "an XBT-compatible, database-driven private BitTorrent tracker",
+		Description: "Settings come from (lowest to highest) defaults, the xbt_config table, a TOML file (--config or XBT_CONFIG), " +
+			"XBT_<KEY> environment variables and --<key> flags. See docs/CONFIGURATION.md.",
+		Writer:          stdout,
+		ErrWriter:       stderr,
+		HideHelpCommand: true,
+		Commands: []*cli.Command{
+			e.serveCommand(),
+			e.migrateCommand(),
+			e.passkeyCommand(),
+			e.configCommand(),
+			e.userCommand(),
+			e.fileCommand(),
+		},
+		// Errors are printed once by run, as one line.
+		ExitErrHandler: func(*cli.Context, error) {},
+	}
+}
+
+// positionalLast lets `passkey check <passkey> --info-hash HEX` work as
+// written: urfave/cli stops parsing flags at the first positional argument,
+// so the passkey is moved behind the flags.
+func positionalLast(args []string) []string {
+	if len(args) < 5 || args[1] != "passkey" || args[2] != "check" || strings.HasPrefix(args[3], "-") {
+		return args
+	}
+	out := append([]string{}, args[:3]...)
+	out = append(out, args[4:]...)
+	return append(out, args[3])
+}

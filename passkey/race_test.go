@@ -1,0 +1,5 @@
+//go:build race
+
+package passkey
+
+const raceEnabled = true

@@ -1,0 +1,176 @@
+package sql
+
+import (
+	"context"
+	gosql "database/sql"
+	"fmt"
+	"strings"
+
+	sq "github.com/Masterminds/squirrel"
+)
+
+// Schema is what CheckSchema found: the names in use plus which optional
+// XBT columns and tables exist.
+type Schema struct {
+	Names
+
+	// FilesUsersFid is the torrent key column of the files_users table:
+	// "fid" (classic) or "tid" (XBT HEAD renamed it), or column_files_fid
+	// when that is what the table has.
+	FilesUsersFid string
+
+	// HasTorrentPass: xbt_users.torrent_pass exists (legacy 32-character
+	// passkeys). XBT's current schema file comments the column out, so it is
+	// optional like in XBT.
+	HasTorrentPass bool
+
+	HasTorrentPassVersion, HasCanLeech, HasWaitTime, HasPeersLimit, HasTorrentsLimit bool
+	HasAnnounced                                                                     bool
+	HasAnnounceLog, HasScrapeLog, HasDenyFromHosts, HasDenyFromHosts6                bool
+}
+
+// SchemaError lists every missing required table or column. Its message is
+// one line.
+type SchemaError struct {
+	Missing      []string // e.g. `table xbt_users has no column "uploaded" (required)`
+	TableMissing bool     // at least one whole table is missing
+}
+
+func (e *SchemaError) Error() string {
+	fix := `run "xbt-tracker migrate up" or add the column`
+	if len(e.Missing) > 1 {
+		fix += "s"
+	}
+	if e.TableMissing {
+		fix = `run "xbt-tracker migrate up", or set the table_* settings if your tables have other names`
+	}
+	return "schema: " + strings.Join(e.Missing, "; ") + ": " + fix + "; see docs/ADOPTING.md"
+}
+
+// tableColumns maps a table name to the lower-cased names of its columns.
+type tableColumns map[string]map[string]bool
+
+func (tc tableColumns) has(table, column string) bool {
+	return tc[table][strings.ToLower(column)]
+}
+
+// CheckSchema validates n and reads information_schema.COLUMNS of the
+// current database once. A missing required table or column returns a
+// *SchemaError (one line naming each and the fix). Each missing optional
+// column or table yields one warning line describing how the tracker
+// degrades (like XBT does).
+func CheckSchema(ctx context.Context, db *gosql.DB, n Names) (Schema, []string, error) {
+	s := Schema{Names: n}
+	if err := n.Validate(); err != nil {
+		return s, nil, fmt.Errorf("schema: bad table/column settings:\n%w", err)
+	}
+
+	var dbName gosql.NullString
+	if err := db.QueryRowContext(ctx, "SELECT DATABASE()").Scan(&dbName); err != nil {
+		return s, nil, fmt.Errorf("schema: %w", err)
+	}
+	if !dbName.Valid || dbName.String == "" {
+		return s, nil, fmt.Errorf("schema: no database selected: name it in the DSN, e.g. %s", DSNExample)
+	}
+
+	tables := []string{n.Config, n.Files, n.FilesUsers, n.Users, n.AnnounceLog, n.ScrapeLog, n.DenyFromHosts, n.DenyFromHosts6}
+	query, args, err := sq.Select("TABLE_NAME", "COLUMN_NAME").
+		From("information_schema.COLUMNS").
+		Where(sq.Eq{"TABLE_SCHEMA": dbName.String, "TABLE_NAME": tables}).
+		ToSql()
+	if err != nil {
+		return s, nil, fmt.Errorf("schema: build query: %w", err)
+	}
+	rows, err := db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return s, nil, fmt.Errorf("schema: read information_schema.COLUMNS: %w", err)
+	}
+	defer rows.Close()
+	tc := tableColumns{}
+	for rows.Next() {
+		var table, column string
+		if err := rows.Scan(&table, &column); err != nil {
+			return s, nil, fmt.Errorf("schema: read information_schema.COLUMNS: %w", err)
+		}
+		if tc[table] == nil {
+			tc[table] = map[string]bool{}
+		}
+		tc[table][strings.ToLower(column)] = true
+	}
+	if err := rows.Err(); err != nil {
+		return s, nil, fmt.Errorf("schema: read information_schema.COLUMNS: %w", err)
+	}
+
+	serr := &SchemaError{}
+	requireTable := func(table, key string) bool {
+		if tc[table] != nil {
+			return true
+		}
+		serr.Missing = append(serr.Missing, fmt.Sprintf("table %s does not exist (required; setting %s)", table, key))
+		serr.TableMissing = true
+		return false
+	}
+	require := func(table string, columns ...string) {
+		for _, c := range columns {
+			if !tc.has(table, c) {
+				serr.Missing = append(serr.Missing, fmt.Sprintf("table %s has no column %q (required)", table, c))
+			}
+		}
+	}
+	var warnings []string
+	optional := func(table, column, effect string) bool {
+		if tc[table] == nil { // table missing: already an error
+			return false
+		}
+		if tc.has(table, column) {
+			return true
+		}
+		warnings = append(warnings, fmt.Sprintf(`schema: %s has no column %q: %s; run "xbt-tracker migrate up" to add it`, table, column, effect))
+		return false
+	}
+	optionalTable := func(table, effect string) bool {
+		if tc[table] != nil {
+			return true
+		}
+		warnings = append(warnings, fmt.Sprintf(`schema: table %s does not exist: %s; run "xbt-tracker migrate up" to create it`, table, effect))
+		return false
+	}
+
+	if requireTable(n.Config, "table_config") {
+		require(n.Config, "name", "value")
+	}
+	if requireTable(n.Users, "table_users") {
+		require(n.Users, n.UsersUID, "downloaded", "uploaded")
+		s.HasTorrentPass = optional(n.Users, "torrent_pass", "legacy 32-character torrent_pass passkeys are not accepted (derived passkeys work)")
+		s.HasTorrentPassVersion = optional(n.Users, "torrent_pass_version", "passkeys use version 0 and cannot be revoked by bumping it")
+		s.HasCanLeech = optional(n.Users, "can_leech", "every user may leech (XBT behaviour)")
+		s.HasWaitTime = optional(n.Users, "wait_time", "no user has a wait time (XBT behaviour)")
+		s.HasPeersLimit = optional(n.Users, "peers_limit", "no per-user peers limit (XBT behaviour)")
+		s.HasTorrentsLimit = optional(n.Users, "torrents_limit", "no per-user torrents limit (XBT behaviour)")
+	}
+	if requireTable(n.Files, "table_files") {
+		require(n.Files, n.FilesFid, "info_hash", n.FilesLeechers, n.FilesSeeders, n.FilesCompleted, "flags", "mtime", "ctime")
+	}
+	if requireTable(n.FilesUsers, "table_files_users") {
+		for _, c := range []string{n.FilesFid, "fid", "tid"} {
+			if tc.has(n.FilesUsers, c) {
+				s.FilesUsersFid = c
+				break
+			}
+		}
+		if s.FilesUsersFid == "" {
+			serr.Missing = append(serr.Missing, fmt.Sprintf("table %s has neither column \"fid\" nor \"tid\" (required)", n.FilesUsers))
+		}
+		require(n.FilesUsers, "uid", "active", "completed", "downloaded", "left", "uploaded", "mtime")
+		s.HasAnnounced = optional(n.FilesUsers, "announced", "announce counts per user and torrent are not written")
+	}
+	s.HasAnnounceLog = optionalTable(n.AnnounceLog, "log_announce=1 cannot be honoured")
+	s.HasScrapeLog = optionalTable(n.ScrapeLog, "log_scrape=1 cannot be honoured")
+	s.HasDenyFromHosts = optionalTable(n.DenyFromHosts, "no IPv4 address ranges are denied")
+	s.HasDenyFromHosts6 = optionalTable(n.DenyFromHosts6, "no IPv6 address ranges are denied")
+
+	if len(serr.Missing) > 0 {
+		return s, warnings, serr
+	}
+	return s, warnings, nil
+}

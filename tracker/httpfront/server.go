@@ -1,0 +1,632 @@
+package httpfront
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/xbt-tracker/xbt-tracker/tracker"
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultMaxRequestBytes = 8192
+	DefaultMaxConnections  = 16384
+	DefaultReadTimeout     = 10 * time.Second
+	DefaultIdleTimeout     = 60 * time.Second
+	DefaultWriteTimeout    = 10 * time.Second
+)
+
+// Config tunes a Server. Zero values take the defaults above.
+type Config struct {
+	// MaxRequestBytes caps a request head (request line and headers);
+	// larger heads get 431 and the connection is closed.
+	MaxRequestBytes int
+	// MaxConnections caps open connections; over it a new connection is
+	// accepted and closed at once (counted as rejected, reason "limit").
+	MaxConnections int
+	// ReadTimeout bounds the wait for a connection's first request and the
+	// reading of every request head once its first byte arrived.
+	ReadTimeout time.Duration
+	// IdleTimeout bounds the wait between keep-alive requests.
+	IdleTimeout time.Duration
+	// WriteTimeout bounds the writing of an answer.
+	WriteTimeout time.Duration
+	// TrustedProxies are the only peers whose X-Forwarded-For, X-Real-IP and
+	// ip= are believed (see ClientAddr).
+	TrustedProxies []netip.Prefix
+	// Logger gets warnings (panics, accept errors); nil discards them.
+	// Normal requests are never logged.
+	Logger *zap.Logger
+	// Metrics is exposed at /metrics in the Prometheus text format; nil
+	// answers /metrics with 404.
+	Metrics prometheus.Gatherer
+	// Status feeds /statistics; nil answers /statistics with 404.
+	Status func() StatusInfo
+	// ServeAdmin makes this the admin listener: only /statistics and
+	// /metrics are served, the tracker paths answer 404.
+	ServeAdmin bool
+}
+
+// StatusInfo is what /statistics shows besides the server's own request
+// counts.
+type StatusInfo struct {
+	Stats      tracker.Stats
+	Started    time.Time // process start, for the uptime
+	LastFlush  time.Time // last successful write to the database; zero = never
+	LastReload time.Time // last successful read from the database; zero = never
+	FlushErr   string    // the last flush's error, "" when it succeeded
+	ReloadErr  string    // the last reload's error, "" when it succeeded
+}
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("httpfront: server closed")
+
+// Server is the HTTP frontend: it reads requests on its own (no net/http on
+// the hot path), hands announces and scrapes to a tracker.Tracker and writes
+// the bencoded answers. One Server may Serve several listeners.
+type Server struct {
+	trk     *tracker.Tracker
+	cfg     Config
+	log     *zap.Logger
+	trusted []netip.Prefix
+	maxConn int64
+
+	open     atomic.Int64 // connections open now
+	shutting atomic.Bool
+	counters counters
+	coll     *collector
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+
+	bufs sync.Pool // *connBufs
+}
+
+// New returns a Server answering for t.
+func New(t *tracker.Tracker, cfg Config) *Server {
+	if cfg.MaxRequestBytes <= 0 {
+		cfg.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = DefaultMaxConnections
+	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = DefaultReadTimeout
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	s := &Server{
+		trk:       t,
+		cfg:       cfg,
+		log:       cfg.Logger,
+		trusted:   normalizePrefixes(cfg.TrustedProxies),
+		maxConn:   int64(cfg.MaxConnections),
+		listeners: make(map[net.Listener]struct{}),
+		conns:     make(map[*conn]struct{}),
+	}
+	if s.log == nil {
+		s.log = zap.NewNop()
+	}
+	s.coll = newCollector(s)
+	return s
+}
+
+// Collector exports the server's metrics: xbt_http_requests_total{kind,
+// result}, xbt_http_open_connections, xbt_http_accepted_connections_total,
+// xbt_http_rejected_connections_total{reason} and xbt_http_panics_total,
+// each with a constant label server="tracker" or "admin" (ServeAdmin), so a
+// tracker and an admin Server can share one registry.
+func (s *Server) Collector() prometheus.Collector { return s.coll }
+
+// connection states, for Shutdown.
+const (
+	stateIdle   int32 = iota // waiting for the first byte of a request
+	stateActive              // reading, handling or answering a request
+	stateClosed              // closed by Shutdown while idle
+)
+
+type conn struct {
+	nc     net.Conn
+	remote netip.Addr // unmapped
+	state  atomic.Int32
+}
+
+// connBufs is a connection's reusable state, pooled between connections.
+type connBufs struct {
+	br   *bufio.Reader
+	req  Request
+	ann  tracker.Announce
+	ex   AnnounceExtras
+	ares tracker.AnnounceResult
+	sreq tracker.ScrapeRequest
+	sres tracker.ScrapeResult
+	body []byte
+	out  []byte
+}
+
+const (
+	readBufSize = 4096
+	// Buffers grown past these (a full scrape, say) are dropped after use
+	// rather than pinned in the pool.
+	maxKeptBuf   = 256 << 10
+	maxKeptFiles = 4096
+	// Pipelined answers are gathered up to this size before a write.
+	maxPipelinedOut = 64 << 10
+)
+
+func (s *Server) getBufs(nc net.Conn) *connBufs {
+	b, _ := s.bufs.Get().(*connBufs)
+	if b == nil {
+		b = &connBufs{
+			br:   bufio.NewReaderSize(nc, readBufSize),
+			body: make([]byte, 0, 1024),
+			out:  make([]byte, 0, 2048),
+		}
+		b.ares.Peers4 = make([]byte, 0, 50*6)
+		return b
+	}
+	b.br.Reset(nc)
+	return b
+}
+
+func (s *Server) putBufs(b *connBufs) {
+	b.br.Reset(nil)
+	b.ann.Passkey = nil
+	b.sreq.Passkey = nil
+	if cap(b.body) > maxKeptBuf {
+		b.body = nil
+	}
+	if cap(b.out) > maxKeptBuf {
+		b.out = nil
+	}
+	if cap(b.sres.Files) > maxKeptFiles {
+		b.sres.Files = nil
+	}
+	b.body, b.out = b.body[:0], b.out[:0]
+	s.bufs.Put(b)
+}
+
+// Serve accepts connections on ln and serves each on its own goroutine
+// until ln fails or Shutdown is called (then it returns ErrServerClosed).
+// Connections from an address the tracker denies are closed at once
+// without an answer, as XBT does; so are connections over MaxConnections.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.shutting.Load() {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+	}()
+
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.shutting.Load() {
+				return ErrServerClosed
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			// EMFILE and friends: wait and retry rather than give up the port.
+			if backoff == 0 {
+				backoff = 5 * time.Millisecond
+			} else if backoff *= 2; backoff > time.Second {
+				backoff = time.Second
+			}
+			s.log.Warn("accept failed; retrying", zap.Error(err), zap.Duration("backoff", backoff))
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		if s.open.Add(1) > s.maxConn {
+			s.open.Add(-1)
+			s.counters.rejectedLimit.Add(1)
+			nc.Close()
+			continue
+		}
+		remote := remoteAddr(nc)
+		if !s.cfg.ServeAdmin && s.trk.Denied(remote) {
+			s.open.Add(-1)
+			s.counters.rejectedDenied.Add(1)
+			nc.Close()
+			continue
+		}
+		s.counters.accepted.Add(1)
+		c := &conn{nc: nc, remote: remote}
+		c.state.Store(stateIdle)
+		s.mu.Lock()
+		if s.shutting.Load() {
+			s.mu.Unlock()
+			s.open.Add(-1)
+			nc.Close()
+			return ErrServerClosed
+		}
+		s.conns[c] = struct{}{}
+		s.mu.Unlock()
+		go s.serveConn(c)
+	}
+}
+
+func remoteAddr(nc net.Conn) netip.Addr {
+	switch a := nc.RemoteAddr().(type) {
+	case *net.TCPAddr:
+		return a.AddrPort().Addr().Unmap()
+	case interface{ AddrPort() netip.AddrPort }:
+		return a.AddrPort().Addr().Unmap()
+	}
+	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
+// Shutdown stops accepting, closes idle keep-alive connections, lets the
+// requests in flight finish (their answers say Connection: close) and
+// returns once every connection is closed. When ctx ends first, the
+// remaining connections are closed and ctx.Err() is returned.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.shutting.Store(true)
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	s.mu.Unlock()
+
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if s.closeIdle() == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			s.mu.Lock()
+			for c := range s.conns {
+				c.nc.Close()
+			}
+			s.mu.Unlock()
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// closeIdle closes the idle connections and returns how many connections
+// are still open.
+func (s *Server) closeIdle() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		if c.state.CompareAndSwap(stateIdle, stateClosed) {
+			c.nc.Close()
+		}
+	}
+	return len(s.conns)
+}
+
+func (s *Server) serveConn(c *conn) {
+	var b *connBufs
+	defer func() {
+		if p := recover(); p != nil {
+			s.counters.panics.Add(1)
+			s.log.Warn("panic serving a connection; closed it",
+				zap.Stringer("remote", c.remote), zap.Any("panic", p),
+				zap.ByteString("stack", debug.Stack()))
+			b = nil // its state may be inconsistent: let the GC have it
+		}
+		c.nc.Close()
+		if b != nil {
+			s.putBufs(b)
+		}
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		s.open.Add(-1)
+	}()
+	b = s.getBufs(c.nc)
+	waitFor := s.cfg.ReadTimeout // the first request: from accept
+	for {
+		// Wait for the next request's first byte (idle: Shutdown may close).
+		if b.br.Buffered() == 0 {
+			if s.shutting.Load() {
+				return
+			}
+			if err := c.nc.SetReadDeadline(time.Now().Add(waitFor)); err != nil {
+				return
+			}
+			if _, err := b.br.Peek(1); err != nil {
+				return
+			}
+		}
+		if !c.state.CompareAndSwap(stateIdle, stateActive) {
+			return // Shutdown closed it
+		}
+		if err := c.nc.SetReadDeadline(time.Now().Add(s.cfg.ReadTimeout)); err != nil {
+			return
+		}
+		keep, closeNow := s.serveRequest(c, b)
+		if closeNow {
+			return
+		}
+		keep = keep && !s.shutting.Load()
+		// Pipelined requests: answer them in one write when the next head
+		// is already complete in the buffer.
+		if !keep || len(b.out) >= maxPipelinedOut || !hasCompleteHead(b.br) {
+			if err := c.nc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout)); err != nil {
+				return
+			}
+			if _, err := c.nc.Write(b.out); err != nil {
+				return
+			}
+			b.out = b.out[:0]
+		}
+		if !keep {
+			return
+		}
+		c.state.Store(stateIdle)
+		waitFor = s.cfg.IdleTimeout
+	}
+}
+
+// hasCompleteHead reports whether br already holds a whole request head.
+func hasCompleteHead(br *bufio.Reader) bool {
+	n := br.Buffered()
+	if n == 0 {
+		return false
+	}
+	buf, _ := br.Peek(n)
+	return bytes.Contains(buf, crlfcrlf) || bytes.Contains(buf, lflf)
+}
+
+var (
+	crlfcrlf = []byte("\r\n\r\n")
+	lflf     = []byte("\n\n")
+)
+
+// serveRequest reads one request head from b.br and appends the answer to
+// b.out. keep reports whether the connection may serve another request;
+// closeNow that it must be closed without writing anything (a read error, a
+// denied socket address).
+func (s *Server) serveRequest(c *conn, b *connBufs) (keep, closeNow bool) {
+	req := &b.req
+	if err := ReadRequest(b.br, s.cfg.MaxRequestBytes, req); err != nil {
+		he, ok := err.(*HeadError)
+		if !ok {
+			return false, true // EOF, timeout, reset: nothing to answer
+		}
+		s.counters.request(kindOther, resultBadRequest)
+		b.body = append(b.body[:0], he.Reason...)
+		b.body = append(b.body, '\n')
+		b.out = s.appendResponse(b.out, req, he.Status, false, false, false, b.body)
+		return false, false
+	}
+	keep = req.KeepAlive
+	head := req.Method == "HEAD"
+	path := req.Path
+	if !s.cfg.ServeAdmin {
+		if passkey, k, ok := trackerPath(path); ok {
+			var res result
+			var gz bool
+			switch k {
+			case kindAnnounce:
+				res, closeNow = s.announce(c, b, passkey)
+			default:
+				res, gz, closeNow = s.scrape(c, b, passkey)
+			}
+			if closeNow {
+				return false, true
+			}
+			s.counters.request(k, res)
+			b.out = s.appendResponse(b.out, req, 200, keep, gz, head, b.body)
+			return keep, false
+		}
+	}
+	switch string(path) {
+	case "/statistics":
+		if s.cfg.Status != nil {
+			s.counters.request(kindStatistics, resultOK)
+			b.body = s.appendStatistics(b.body[:0])
+			b.out = s.appendTyped(b.out, req, 200, "text/html; charset=utf-8", keep, head, b.body)
+			return keep, false
+		}
+	case "/metrics":
+		if s.cfg.Metrics != nil {
+			s.counters.request(kindMetrics, resultOK)
+			var ct string
+			b.body, ct = s.appendMetrics(b.body[:0])
+			b.out = s.appendTyped(b.out, req, 200, ct, keep, head, b.body)
+			return keep, false
+		}
+	}
+	s.counters.request(kindOther, resultOK)
+	if !s.cfg.ServeAdmin {
+		if u := s.trk.Settings().RedirectURL; u != "" {
+			b.body = b.body[:0]
+			b.out = s.appendRedirect(b.out, req, u, keep, head)
+			return keep, false
+		}
+	}
+	b.body = append(b.body[:0], "not found\n"...)
+	b.out = s.appendResponse(b.out, req, 404, keep, false, head, b.body)
+	return keep, false
+}
+
+// trackerPath recognises /announce, /scrape, /<passkey>/announce and
+// /<passkey>/scrape. The passkey is whatever 32 bytes sit there; the engine
+// judges it.
+func trackerPath(p []byte) (passkey []byte, k kind, ok bool) {
+	switch string(p) {
+	case "/announce":
+		return nil, kindAnnounce, true
+	case "/scrape":
+		return nil, kindScrape, true
+	}
+	if len(p) < 1+32+1 || p[0] != '/' || p[33] != '/' {
+		return nil, 0, false
+	}
+	switch string(p[33:]) {
+	case "/announce":
+		return p[1:33], kindAnnounce, true
+	case "/scrape":
+		return p[1:33], kindScrape, true
+	}
+	return nil, 0, false
+}
+
+// announce answers an announce into b.body.
+func (s *Server) announce(c *conn, b *connBufs, passkey []byte) (res result, closeNow bool) {
+	if err := ParseAnnounceExtras(b.req.Query, &b.ann, &b.ex); err != nil {
+		b.body = AppendFailure(b.body[:0], err.Error())
+		return resultBadRequest, false
+	}
+	addr, proxied := ClientAddr(c.remote, s.trusted, b.req.XForwardedFor, b.req.XRealIP, b.ex.IP)
+	b.ann.Passkey = passkey
+	b.ann.Addr = addr
+	s.trk.Announce(&b.ann, &b.ares) // checks the deny list first
+	b.ann.Passkey = nil
+	if b.ares.Failure == tracker.ErrHostDenied && !proxied {
+		return 0, true // the socket's address was banned since accept: no answer, as at accept
+	}
+	b.body = AppendAnnounce(b.body[:0], &b.ares, b.ex.Compact, b.ex.NoPeerID)
+	if b.ares.Failure != "" {
+		return resultFailure, false
+	}
+	return resultOK, false
+}
+
+// scrape answers a scrape into b.body, gzipped when that is wanted.
+func (s *Server) scrape(c *conn, b *connBufs, passkey []byte) (res result, gz, closeNow bool) {
+	var err error
+	b.sreq.InfoHashes, err = ParseScrape(b.req.Query, b.sreq.InfoHashes[:0])
+	if err != nil {
+		b.body = AppendFailure(b.body[:0], err.Error())
+		return resultBadRequest, false, false
+	}
+	addr, proxied := ClientAddr(c.remote, s.trusted, b.req.XForwardedFor, b.req.XRealIP, netip.Addr{})
+	b.sreq.Passkey = passkey
+	b.sreq.Addr = addr
+	s.trk.Scrape(&b.sreq, &b.sres) // checks the deny list first
+	b.sreq.Passkey = nil
+	if b.sres.Failure == tracker.ErrHostDenied && !proxied {
+		return 0, false, true
+	}
+	b.body = AppendScrape(b.body[:0], &b.sres)
+	if b.sres.Failure != "" {
+		return resultFailure, false, false
+	}
+	if b.sres.Full && b.req.AcceptGzip && s.trk.Settings().GzipScrape {
+		b.body = gzipInPlace(b.body)
+		gz = true
+	}
+	return resultOK, gz, false
+}
+
+var statusText = map[int]string{
+	200: "OK",
+	302: "Found",
+	400: "Bad Request",
+	404: "Not Found",
+	405: "Method Not Allowed",
+	431: "Request Header Fields Too Large",
+	500: "Internal Server Error",
+	505: "HTTP Version Not Supported",
+}
+
+func (s *Server) appendStatusLine(dst []byte, req *Request, status int) []byte {
+	minor := byte('1')
+	if status == 200 && req.ProtoMinor == 0 {
+		minor = '0'
+	}
+	dst = append(dst, "HTTP/1."...)
+	dst = append(dst, minor, ' ')
+	dst = strconv.AppendInt(dst, int64(status), 10)
+	dst = append(dst, ' ')
+	return append(dst, statusText[status]...)
+}
+
+func appendConnection(dst []byte, req *Request, keep bool) []byte {
+	switch {
+	case !keep:
+		dst = append(dst, "\r\nConnection: close"...)
+	case req.ProtoMinor == 0:
+		dst = append(dst, "\r\nConnection: keep-alive"...)
+	}
+	return dst
+}
+
+// appendResponse appends a text/plain answer (with "Allow: GET, HEAD" for
+// a 405).
+func (s *Server) appendResponse(dst []byte, req *Request, status int, keep, gz, head bool, body []byte) []byte {
+	dst = s.appendStatusLine(dst, req, status)
+	dst = append(dst, "\r\nContent-Type: text/plain\r\nContent-Length: "...)
+	dst = strconv.AppendInt(dst, int64(len(body)), 10)
+	if gz {
+		dst = append(dst, "\r\nContent-Encoding: gzip"...)
+	}
+	if status == 405 {
+		dst = append(dst, "\r\nAllow: GET, HEAD"...)
+	}
+	dst = appendConnection(dst, req, keep)
+	dst = append(dst, "\r\n\r\n"...)
+	if !head {
+		dst = append(dst, body...)
+	}
+	return dst
+}
+
+func (s *Server) appendTyped(dst []byte, req *Request, status int, contentType string, keep, head bool, body []byte) []byte {
+	dst = s.appendStatusLine(dst, req, status)
+	dst = append(dst, "\r\nContent-Type: "...)
+	dst = append(dst, contentType...)
+	dst = append(dst, "\r\nContent-Length: "...)
+	dst = strconv.AppendInt(dst, int64(len(body)), 10)
+	dst = appendConnection(dst, req, keep)
+	dst = append(dst, "\r\n\r\n"...)
+	if !head {
+		dst = append(dst, body...)
+	}
+	return dst
+}
+
+func (s *Server) appendRedirect(dst []byte, req *Request, url string, keep, head bool) []byte {
+	dst = s.appendStatusLine(dst, req, 302)
+	dst = append(dst, "\r\nLocation: "...)
+	for i := 0; i < len(url); i++ { // never let configuration split the header
+		if c := url[i]; c >= ' ' && c != 0x7f {
+			dst = append(dst, c)
+		}
+	}
+	dst = append(dst, "\r\nContent-Type: text/plain\r\nContent-Length: 0"...)
+	dst = appendConnection(dst, req, keep)
+	return append(dst, "\r\n\r\n"...)
+}
+
+// String describes the server for logs.
+func (s *Server) String() string {
+	return fmt.Sprintf("httpfront.Server(admin=%v, open=%d)", s.cfg.ServeAdmin, s.open.Load())
+}

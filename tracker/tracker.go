@@ -1,0 +1,100 @@
+package tracker
+
+import (
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Defaults applied when a Settings field is zero or negative, so that a
+// Tracker built from a zero Settings still behaves sensibly (XBT's values).
+const (
+	defaultAnnounceInterval = 1800
+	defaultNumWant          = 50
+)
+
+// Options are the construction-time knobs of a Tracker that are not
+// configuration (configuration lives in Settings and may change at run time).
+type Options struct {
+	// Now returns the current time; nil means time.Now. Tests pass a fake
+	// clock so that wait times and expiry are deterministic.
+	Now func() time.Time
+}
+
+// Tracker is the in-memory engine: users, torrents, swarms and the delta
+// ledger. All methods are safe for concurrent use. There is no package-level
+// mutable state: several Trackers can live in one process (tests do).
+type Tracker struct {
+	now func() time.Time
+	cfg atomic.Pointer[config]
+
+	// seed mixes info hashes before choosing a shard, so that a client
+	// announcing crafted hashes (with auto_register on) cannot pile every
+	// torrent into one shard.
+	seed   uint64
+	shards [torrentShards]torrentShard
+
+	users  userStore
+	deny   atomic.Pointer[DenyList]
+	ledger ledger
+
+	// torrentsMu serialises the torrent mutators (Replace/Upsert/Remove).
+	// They are rare; serialising them keeps their interplay simple. Announces
+	// never take it.
+	torrentsMu sync.Mutex
+}
+
+// config is Settings plus the effective values derived from it once, at
+// SetSettings, instead of on every announce.
+type config struct {
+	s           Settings
+	interval    int   // announce interval in seconds, > 0
+	numWant     int   // peers given when the client asks for none, > 0
+	maxNumWant  int   // upper bound of numwant, >= 1
+	expireAfter int64 // seconds of silence after which a peer is dropped
+}
+
+func newConfig(s Settings) *config {
+	c := &config{s: s, interval: s.AnnounceInterval, numWant: s.DefaultNumWant, maxNumWant: s.MaxNumWant}
+	if c.interval <= 0 {
+		c.interval = defaultAnnounceInterval
+	}
+	if c.numWant <= 0 {
+		c.numWant = defaultNumWant
+	}
+	if c.maxNumWant <= 0 {
+		// No explicit maximum: never hand out more than the default, which is
+		// what XBT does (it ignores numwant altogether).
+		c.maxNumWant = c.numWant
+	}
+	if c.numWant > c.maxNumWant {
+		c.numWant = c.maxNumWant
+	}
+	// XBT: peers whose mtime < now - 1.5 * announce_interval are dropped.
+	c.expireAfter = int64(c.interval) * 3 / 2
+	return c
+}
+
+// New returns an empty Tracker using settings s.
+func New(s Settings, opts Options) *Tracker {
+	t := &Tracker{now: opts.Now, seed: rand.Uint64()}
+	if t.now == nil {
+		t.now = time.Now
+	}
+	for i := range t.shards {
+		t.shards[i].m = make(map[InfoHash]*swarm)
+	}
+	t.users.init()
+	t.ledger.init()
+	t.cfg.Store(newConfig(s))
+	return t
+}
+
+// SetSettings replaces the settings; announces already running finish with
+// the old ones. Zero or negative AnnounceInterval, DefaultNumWant and
+// MaxNumWant mean 1800 s, 50 and "DefaultNumWant" respectively.
+func (t *Tracker) SetSettings(s Settings) { t.cfg.Store(newConfig(s)) }
+
+// Settings returns the settings last given to New or SetSettings, unchanged.
+func (t *Tracker) Settings() Settings { return t.cfg.Load().s }
