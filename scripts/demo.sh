@@ -27,7 +27,13 @@ echo "== database ${dsn#*@} (migrate up)"
 info_hash=$(printf 'xbt-tracker demo torrent' | sha1sum | cut -c1-40)
 uid_file="$root/.dev/demo-uid-$dbname"
 mkdir -p "$root/.dev"
-if [ -s "$uid_file" ]; then uid=$(cat "$uid_file"); else uid=$("$bin" user add); echo "$uid" >"$uid_file"; fi
+# Reuse the demo user of an earlier run while it still exists.
+if [ -s "$uid_file" ] && "$bin" user show --uid "$(cat "$uid_file")" >/dev/null 2>&1; then
+  uid=$(cat "$uid_file")
+else
+  uid=$("$bin" user add)
+  echo "$uid" >"$uid_file"
+fi
 fid=$("$bin" file add --info-hash "$info_hash")
 echo "== demo user uid=$uid, demo torrent fid=$fid info_hash=$info_hash"
 

@@ -11,35 +11,10 @@ import (
 )
 
 // LoadTorrents reads every torrent the tracker should serve: rows whose
-// flags have bit 0 (XBT's "deleted") clear.
+// flags have bit 0 (XBT's "deleted") clear (fast path: see loader_scan.go).
 func LoadTorrents(ctx context.Context, db *gosql.DB, s Schema) ([]tracker.Torrent, error) {
-	q, args, err := sq.Select("`"+s.FilesFid+"`", "info_hash", "ctime", "`"+s.FilesCompleted+"`").
-		From("`" + s.Files + "`").
-		Where("flags & 1 = 0").
-		ToSql()
-	if err != nil {
-		return nil, err
-	}
-	rows, err := db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("load torrents from %s: %w", s.Files, err)
-	}
-	defer rows.Close()
-	var out []tracker.Torrent
-	for rows.Next() {
-		t, err := scanTorrent(rows)
-		if err != nil {
-			return nil, fmt.Errorf("load torrents from %s: %w", s.Files, err)
-		}
-		if t.Fid == 0 {
-			continue // an info_hash that is not 20 bytes: nothing can announce it
-		}
-		out = append(out, t)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("load torrents from %s: %w", s.Files, err)
-	}
-	return out, nil
+	live, _, err := scanAllTorrents(ctx, db, s, 0, false)
+	return live, err
 }
 
 func scanTorrent(sc interface{ Scan(...any) error }) (tracker.Torrent, error) {

@@ -49,29 +49,10 @@ func scanUser(sc interface{ Scan(...any) error }) (tracker.User, error) {
 	return u, nil
 }
 
-// LoadUsers reads every user row.
+// LoadUsers reads every user row (fast path: see loader_scan.go). Rows
+// whose uid is outside 1..4294967295 are skipped.
 func LoadUsers(ctx context.Context, db *gosql.DB, s Schema) ([]tracker.User, error) {
-	q, args, err := sq.Select(userColumns(s)...).From("`" + s.Users + "`").ToSql()
-	if err != nil {
-		return nil, err
-	}
-	rows, err := db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("load users from %s: %w", s.Users, err)
-	}
-	defer rows.Close()
-	var users []tracker.User
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, fmt.Errorf("load users from %s: %w", s.Users, err)
-		}
-		users = append(users, u)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("load users from %s: %w", s.Users, err)
-	}
-	return users, nil
+	return scanAllUsers(ctx, db, s, 0)
 }
 
 // LookupUser reads one user by uid; gosql.ErrNoRows when there is none.
@@ -120,4 +101,37 @@ func InsertUser(ctx context.Context, db *gosql.DB, n Names, torrentPass string) 
 		return 0, fmt.Errorf("insert user into %s: %w", n.Users, err)
 	}
 	return uint32(id), nil
+}
+
+// UserStats is a user's row as a catalog shows it: its settings and the
+// traffic totals the tracker has written.
+type UserStats struct {
+	tracker.User
+	Uploaded, Downloaded uint64
+}
+
+// LookupUserStats reads one user's settings and totals; gosql.ErrNoRows when
+// there is none.
+func LookupUserStats(ctx context.Context, db *gosql.DB, s Schema, uid uint32) (UserStats, error) {
+	cols := append(userColumns(s), "uploaded", "downloaded")
+	q, args, err := sq.Select(cols...).From("`" + s.Users + "`").Where(sq.Eq{"`" + s.UsersUID + "`": uid}).ToSql()
+	if err != nil {
+		return UserStats{}, err
+	}
+	var (
+		st       UserStats
+		id       int64
+		canLeech int64
+	)
+	err = db.QueryRowContext(ctx, q, args...).Scan(&id, &st.TorrentPass, &st.TorrentPassVersion, &canLeech,
+		&st.WaitTime, &st.PeersLimit, &st.TorrentsLimit, &st.Uploaded, &st.Downloaded)
+	if err != nil {
+		if err == gosql.ErrNoRows {
+			return st, err
+		}
+		return st, fmt.Errorf("look up user in %s: %w", s.Users, err)
+	}
+	st.UID = uint32(id)
+	st.CanLeech = canLeech != 0
+	return st, nil
 }

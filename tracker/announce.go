@@ -50,9 +50,17 @@ func (t *Tracker) announce(c *config, sh *torrentShard, a *Announce, now int64, 
 	if u == nil && !c.s.AnonymousAnnounce {
 		return ErrUnregisteredTorrentPass
 	}
+	resolved := false // the Resolver was asked already
 	for {
 		s := sh.find(&a.InfoHash)
 		if s == nil {
+			if !resolved {
+				// Not loaded: perhaps uploaded since the last reload.
+				resolved = true
+				if t.missTorrent(&a.InfoHash) {
+					continue
+				}
+			}
 			if !c.s.AutoRegister {
 				return ErrUnregisteredTorrent
 			}
@@ -134,24 +142,25 @@ func (t *Tracker) update(c *config, s *swarm, a *Announce, u *User, uid uint32, 
 			p.flags |= flagCounted
 			complete = 1
 		}
-		wasLeech := p.left > 0
-		p.uploaded, p.downloaded, p.left = a.Uploaded, a.Downloaded, a.Left
-		p.lastSeen = uint32(now)
-		p.setAddr(a.Addr, a.Port)
-		switch {
-		case stopped:
+		if stopped {
+			// Remove it as it is stored: the per-user counts know it by
+			// its stored left, not the one just sent.
 			t.removePeer(s, sl)
-		case wasLeech != leech:
-			sl = s.move(sl)
-			if s.userMove(uid, leech) {
-				if leech {
-					t.users.addLeeching(uid, 1)
-				} else {
-					t.users.addLeeching(uid, -1)
+		} else {
+			wasLeech := p.left > 0
+			p.uploaded, p.downloaded, p.left = a.Uploaded, a.Downloaded, a.Left
+			p.lastSeen = uint32(now)
+			p.setAddr(a.Addr, a.Port)
+			if wasLeech != leech {
+				sl = s.move(sl)
+				if s.userMove(uid, leech) {
+					if leech {
+						t.users.addLeeching(uid, 1)
+					} else {
+						t.users.addLeeching(uid, -1)
+					}
 				}
 			}
-			present = true
-		default:
 			present = true
 		}
 	} else if !stopped {

@@ -75,34 +75,15 @@ func (b *Batch) Len() int {
 		len(b.AnnounceLog) + len(b.ScrapeLog)
 }
 
-func newBatch(hint *Batch) *Batch {
-	// Size the new maps like the previous window's so that the first
-	// announces of a window do not pay for growing them step by step.
-	var nu, nf, nfu int
-	if hint != nil {
-		nu, nf, nfu = len(hint.Users), len(hint.Files), len(hint.FileUsers)
-	}
+// newBatch returns an empty batch whose maps are sized for the given
+// numbers of entries: Drain passes the previous window's sizes so that the
+// first announces of a window do not pay for growing the maps step by step.
+func newBatch(nu, nf, nfu int) *Batch {
 	return &Batch{
 		Users:     make(map[uint32]UserDelta, nu),
 		Files:     make(map[uint32]FileDelta, nf),
 		FileUsers: make(map[FileUserKey]FileUserDelta, nfu),
 		NewFiles:  make(map[InfoHash]int64),
-	}
-}
-
-// fill gives a batch handed to Restore the maps it may lack.
-func (b *Batch) fill() {
-	if b.Users == nil {
-		b.Users = make(map[uint32]UserDelta)
-	}
-	if b.Files == nil {
-		b.Files = make(map[uint32]FileDelta)
-	}
-	if b.FileUsers == nil {
-		b.FileUsers = make(map[FileUserKey]FileUserDelta)
-	}
-	if b.NewFiles == nil {
-		b.NewFiles = make(map[InfoHash]int64)
 	}
 }
 
@@ -134,19 +115,52 @@ func (b *Batch) mergeNewer(n *Batch) {
 	b.ScrapeLog = append(b.ScrapeLog, n.ScrapeLog...)
 }
 
-// ledger is the pending write-back. A single mutex guards it: every
-// critical section is a handful of map operations (well under a
-// microsecond), and BenchmarkAnnounceParallel shows no contention worth
-// sharding for. Callers may hold a swarm lock while recording (lock order:
-// torrent shard, swarm, ledger), which is what makes "latest wins" true for
-// the per-file and per-(fid,uid) overwritten fields: two announces on one
-// swarm record in the order they updated it.
+// ledgerShards splits the pending ledger so that announces on different
+// torrents rarely contend for one mutex. (A single mutex was the first
+// design; BenchmarkAnnounceParallel showed it as the top contention point,
+// with cores spinning on it while it was held across cache-missing map
+// operations.)
+const ledgerShards = 32
+
+// The ledger is the pending write-back, sharded by fid: every row keyed by
+// a fid (files, files_users) lives in the shard of that fid, so all records
+// of one torrent go through one mutex. They are made while the torrent's
+// swarm lock is held (lock order: torrent shard, swarm, ledger shard), which
+// is what makes "latest wins" true for the overwritten fields: two
+// announces on one swarm record in the order they updated it. User rows
+// have only summed fields, so they may sit in several shards (whichever the
+// announce used) and are added up by Drain. Each critical section is a
+// handful of map operations.
 type ledger struct {
-	mu sync.Mutex
-	b  *Batch
+	shards [ledgerShards]ledgerShard
+
+	// The logs are ordered and off by default: one mutex of their own.
+	logMu       sync.Mutex
+	announceLog []AnnounceLogEntry
+	scrapeLog   []ScrapeLogEntry
 }
 
-func (l *ledger) init() { l.b = newBatch(nil) }
+type ledgerShard struct {
+	mu sync.Mutex
+	b  *Batch // its logs stay empty
+	_  [48]byte
+}
+
+func (l *ledger) init() {
+	for i := range l.shards {
+		l.shards[i].b = newBatch(0, 0, 0)
+	}
+}
+
+// fidShard is the shard holding fid's rows (fids are sequential: modulo
+// spreads them evenly). User rows of fid-0 torrents use it with the uid.
+func fidShard(fid uint32) int { return int(fid % ledgerShards) }
+
+// hashShard is the shard holding an auto-registered torrent's NewFiles row.
+func hashShard(ih *InfoHash) int { return int(ih[19] % ledgerShards) }
+
+func (l *ledger) forFid(fid uint32) *ledgerShard    { return &l.shards[fidShard(fid)] }
+func (l *ledger) forHash(ih *InfoHash) *ledgerShard { return &l.shards[hashShard(ih)] }
 
 // announceRecord is what one accepted announce contributes.
 type announceRecord struct {
@@ -163,12 +177,19 @@ type announceRecord struct {
 }
 
 func (l *ledger) recordAnnounce(r *announceRecord) {
-	if !(r.user && (r.up|r.down) != 0) && r.fid == 0 {
+	credit := r.user && (r.up|r.down) != 0
+	var ls *ledgerShard
+	switch {
+	case r.fid != 0:
+		ls = l.forFid(r.fid)
+	case credit:
+		ls = l.forFid(r.uid) // fid 0: only a user row; any shard will do
+	default:
 		return // nothing to write: XBT writes neither for anonymous peers nor fid 0
 	}
-	l.mu.Lock()
-	b := l.b
-	if r.user && (r.up|r.down) != 0 {
+	ls.mu.Lock()
+	b := ls.b
+	if credit {
 		d := b.Users[r.uid]
 		d.Uploaded += r.up
 		d.Downloaded += r.down
@@ -190,60 +211,88 @@ func (l *ledger) recordAnnounce(r *announceRecord) {
 			b.FileUsers[k] = fu
 		}
 	}
-	l.mu.Unlock()
+	ls.mu.Unlock()
 }
 
 // fileCounts records a torrent's current counts (and completions to add).
 func (l *ledger) fileCounts(fid uint32, completed uint64, seeders, leechers int, mtime int64) {
-	l.mu.Lock()
-	f := l.b.Files[fid]
+	ls := l.forFid(fid)
+	ls.mu.Lock()
+	f := ls.b.Files[fid]
 	f.Completed += completed
 	f.Seeders, f.Leechers, f.Mtime = seeders, leechers, mtime
-	l.b.Files[fid] = f
-	l.mu.Unlock()
+	ls.b.Files[fid] = f
+	ls.mu.Unlock()
 }
 
 // inactive records that uid has no live peer left on fid.
 func (l *ledger) inactive(fid, uid uint32, left uint64, mtime int64) {
-	l.mu.Lock()
+	ls := l.forFid(fid)
+	ls.mu.Lock()
 	k := FileUserKey{fid, uid}
-	fu := l.b.FileUsers[k]
+	fu := ls.b.FileUsers[k]
 	fu.Active, fu.Left, fu.Mtime = false, left, mtime
-	l.b.FileUsers[k] = fu
-	l.mu.Unlock()
+	ls.b.FileUsers[k] = fu
+	ls.mu.Unlock()
 }
 
 func (l *ledger) newFile(ih *InfoHash, ctime int64) {
-	l.mu.Lock()
-	l.b.NewFiles[*ih] = ctime
-	l.mu.Unlock()
+	ls := l.forHash(ih)
+	ls.mu.Lock()
+	ls.b.NewFiles[*ih] = ctime
+	ls.mu.Unlock()
 }
 
 func (l *ledger) logAnnounce(e *AnnounceLogEntry) {
-	l.mu.Lock()
-	l.b.AnnounceLog = append(l.b.AnnounceLog, *e)
-	l.mu.Unlock()
+	l.logMu.Lock()
+	l.announceLog = append(l.announceLog, *e)
+	l.logMu.Unlock()
 }
 
 func (l *ledger) logScrape(e *ScrapeLogEntry) {
-	l.mu.Lock()
-	l.b.ScrapeLog = append(l.b.ScrapeLog, *e)
-	l.mu.Unlock()
+	l.logMu.Lock()
+	l.scrapeLog = append(l.scrapeLog, *e)
+	l.logMu.Unlock()
 }
 
-// Drain hands the whole pending ledger over and starts an empty one. The
-// lock is held only to swap a pointer. The caller owns the batch; if writing
-// it fails, it gives it back with Restore.
+// Drain hands the whole pending ledger over and starts an empty one. Each
+// shard's lock is held only to swap a pointer; the shards' batches are then
+// combined into one outside any lock (Files and FileUsers rows are disjoint
+// between shards; User rows are added up). The caller owns the batch; if
+// writing it fails, it gives it back with Restore.
 func (t *Tracker) Drain() *Batch {
 	l := &t.ledger
-	l.mu.Lock()
-	hint := l.b
-	l.mu.Unlock()
-	fresh := newBatch(hint) // allocate outside the lock
-	l.mu.Lock()
-	b := l.b
-	l.b = fresh
-	l.mu.Unlock()
+	var parts [ledgerShards]*Batch
+	for i := range l.shards {
+		ls := &l.shards[i]
+		ls.mu.Lock()
+		nu, nf, nfu := len(ls.b.Users), len(ls.b.Files), len(ls.b.FileUsers)
+		ls.mu.Unlock()
+		fresh := newBatch(nu, nf, nfu) // allocate outside the lock
+		ls.mu.Lock()
+		parts[i] = ls.b
+		ls.b = fresh
+		ls.mu.Unlock()
+	}
+	l.logMu.Lock()
+	alog, slog := l.announceLog, l.scrapeLog
+	l.announceLog, l.scrapeLog = nil, nil
+	l.logMu.Unlock()
+
+	// The largest part is the base the others are added to.
+	base := 0
+	for i, p := range parts {
+		if p.Len() > parts[base].Len() {
+			base = i
+		}
+	}
+	b := parts[base]
+	for i, p := range parts {
+		if i != base {
+			b.mergeNewer(p)
+		}
+	}
+	b.AnnounceLog, b.ScrapeLog = alog, slog
 	return b
 }
 
@@ -254,33 +303,72 @@ func (t *Tracker) Drain() *Batch {
 // key, because it is newer; log entries are re-queued ahead of newer ones.
 // b is taken over: the caller must not use it afterwards.
 //
-// The merge runs mostly outside the lock: the current ledger is swapped out,
-// merged into b, and b swapped back in; only what announces recorded in
-// between is merged under the lock.
+// b is split by shard first; each shard's part is then merged with its lock
+// held only for swaps: the current shard batch is swapped out, merged into
+// the part, and the part swapped in, merging under the lock only what
+// announces recorded in between.
 func (t *Tracker) Restore(b *Batch) {
 	if b == nil {
 		return
 	}
-	b.fill()
 	l := &t.ledger
-	mid := newBatch(nil)
-	l.mu.Lock()
-	cur := l.b
-	l.b = mid
-	l.mu.Unlock()
-
-	b.mergeNewer(cur)
-
-	l.mu.Lock()
-	b.mergeNewer(l.b) // what arrived during the merge above
-	l.b = b
-	l.mu.Unlock()
+	var parts [ledgerShards]*Batch
+	part := func(i int) *Batch {
+		if parts[i] == nil {
+			parts[i] = newBatch(0, 0, 0)
+		}
+		return parts[i]
+	}
+	for uid, d := range b.Users {
+		part(fidShard(uid)).Users[uid] = d
+	}
+	for fid, d := range b.Files {
+		part(fidShard(fid)).Files[fid] = d
+	}
+	for k, d := range b.FileUsers {
+		part(fidShard(k.Fid)).FileUsers[k] = d
+	}
+	for ih, ctime := range b.NewFiles {
+		part(hashShard(&ih)).NewFiles[ih] = ctime
+	}
+	for i, p := range parts {
+		if p == nil {
+			continue
+		}
+		ls := &l.shards[i]
+		mid := newBatch(0, 0, 0)
+		ls.mu.Lock()
+		cur := ls.b
+		ls.b = mid
+		ls.mu.Unlock()
+		p.mergeNewer(cur)
+		ls.mu.Lock()
+		p.mergeNewer(ls.b) // what arrived during the merge above
+		ls.b = p
+		ls.mu.Unlock()
+	}
+	if len(b.AnnounceLog)+len(b.ScrapeLog) > 0 {
+		l.logMu.Lock()
+		l.announceLog = append(b.AnnounceLog, l.announceLog...)
+		l.scrapeLog = append(b.ScrapeLog, l.scrapeLog...)
+		l.logMu.Unlock()
+	}
 }
 
-// LedgerLen is the number of rows pending write-back.
+// LedgerLen is the number of rows pending write-back. It may count a uid
+// credited through several ledger shards more than once (Drain merges
+// them), so it is an upper bound of the batch Drain would return.
 func (t *Tracker) LedgerLen() int {
 	l := &t.ledger
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Len()
+	n := 0
+	for i := range l.shards {
+		ls := &l.shards[i]
+		ls.mu.Lock()
+		n += ls.b.Len()
+		ls.mu.Unlock()
+	}
+	l.logMu.Lock()
+	n += len(l.announceLog) + len(l.scrapeLog)
+	l.logMu.Unlock()
+	return n
 }

@@ -59,9 +59,16 @@ func (t *Tracker) scrape(c *config, r *ScrapeRequest, out *ScrapeResult) string 
 		}
 		return ""
 	}
+	resolves := 0
 	for i := range r.InfoHashes {
 		ih := &r.InfoHashes[i]
 		s := t.shardFor(ih).find(ih)
+		if s == nil && resolves < maxResolvesPerScrape {
+			resolves++
+			if t.missTorrent(ih) {
+				s = t.shardFor(ih).find(ih)
+			}
+		}
 		if s == nil {
 			continue
 		}

@@ -20,11 +20,22 @@ type Options struct {
 	// Now returns the current time; nil means time.Now. Tests pass a fake
 	// clock so that wait times and expiry are deterministic.
 	Now func() time.Time
+
+	// Resolver, if not nil, is asked for users and torrents that are not
+	// loaded (see Resolver); SetResolver changes it later.
+	Resolver Resolver
 }
 
 // Tracker is the in-memory engine: users, torrents, swarms and the delta
 // ledger. All methods are safe for concurrent use. There is no package-level
 // mutable state: several Trackers can live in one process (tests do).
+//
+// Locks, always taken in this order (never the reverse, so no deadlock):
+// torrentsMu (torrent reloads only) → torrent shard → swarm → ledger shard
+// or user shard. An announce takes a torrent shard's read lock just to find
+// the swarm, releases it, and does its work under the swarm's mutex; user
+// shards are only read-locked on the hot path; user mutators never take a
+// swarm lock.
 type Tracker struct {
 	now func() time.Time
 	cfg atomic.Pointer[config]
@@ -38,6 +49,8 @@ type Tracker struct {
 	users  userStore
 	deny   atomic.Pointer[DenyList]
 	ledger ledger
+
+	resolver atomic.Pointer[resolverBox] // nil: no on-demand lookups
 
 	// torrentsMu serialises the torrent mutators (Replace/Upsert/Remove).
 	// They are rare; serialising them keeps their interplay simple. Announces
@@ -88,6 +101,7 @@ func New(s Settings, opts Options) *Tracker {
 	t.users.init()
 	t.ledger.init()
 	t.cfg.Store(newConfig(s))
+	t.SetResolver(opts.Resolver)
 	return t
 }
 

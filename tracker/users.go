@@ -169,7 +169,7 @@ func (us *userStore) unsetLocked(sh *userShard, uid uint32, e *userEntry) *User 
 	return old
 }
 
-// relinkLegacy updates the legacy index for a user going from old to nu
+// relinkLegacyLocked updates the legacy index for a user going from old to nu
 // (either may be nil). Caller holds legacyMu.
 func (us *userStore) relinkLegacyLocked(uid uint32, old, nu *User) {
 	if old != nil && old.TorrentPass != "" && (nu == nil || nu.TorrentPass != old.TorrentPass) {
@@ -301,7 +301,11 @@ func (t *Tracker) resolveUser(c *config, pk []byte, hashes []InfoHash) *User {
 		return nil
 	}
 	if uid, ok := passkey.UID(pk); ok && uid != 0 && c.s.Secret != "" {
-		if u := t.users.get(uid); u != nil {
+		u := t.users.get(uid)
+		if u == nil {
+			u = t.missUser(uid) // not loaded: ask the Resolver (cold path only)
+		}
+		if u != nil {
 			for i := range hashes {
 				ih := (*[20]byte)(&hashes[i])
 				if passkey.Verify(c.s.Secret, u.TorrentPassVersion, uid, ih, pk) {

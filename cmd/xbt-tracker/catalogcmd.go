@@ -1,7 +1,10 @@
 package main
 
 import (
+	gosql "database/sql"
+	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/urfave/cli/v2"
 
@@ -33,8 +36,47 @@ func (e *env) userCommand() *cli.Command {
 					return nil
 				},
 			},
+			{
+				Name:  "show",
+				Usage: "print a user's settings and traffic totals (exit status 1 when there is no such user)",
+				Flags: append(dbFlags(), &cli.StringFlag{Name: "uid", Usage: "the user's uid", Required: true}),
+				Action: func(c *cli.Context) error {
+					uid, err := parseUID(c.String("uid"))
+					if err != nil {
+						return err
+					}
+					_, cfg, db, err := e.withDB(c)
+					if err != nil {
+						return err
+					}
+					defer db.Close()
+					schema, _, err := xsql.CheckSchema(c.Context, db, names(cfg))
+					if err != nil {
+						return err
+					}
+					st, err := xsql.LookupUserStats(c.Context, db, schema, uid)
+					if errors.Is(err, gosql.ErrNoRows) {
+						return fmt.Errorf("no user with uid %d in %s", uid, schema.Users)
+					}
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(e.stdout, "uid %d\nuploaded %d\ndownloaded %d\ntorrent_pass_version %d\ncan_leech %t\nwait_time %d\npeers_limit %d\ntorrents_limit %d\n",
+						st.UID, st.Uploaded, st.Downloaded, st.TorrentPassVersion, st.CanLeech, st.WaitTime, st.PeersLimit, st.TorrentsLimit)
+					return nil
+				},
+			},
 		},
 	}
+}
+
+// parseUID reads a --uid value.
+func parseUID(s string) (uint32, error) {
+	v, err := strconv.ParseUint(s, 10, 32)
+	if err != nil || v == 0 {
+		return 0, fmt.Errorf("--uid = %q: want a user id from 1 to 4294967295", s)
+	}
+	return uint32(v), nil
 }
 
 func (e *env) fileCommand() *cli.Command {

@@ -31,19 +31,19 @@ func (e *env) passkeyCommand() *cli.Command {
 					&cli.StringFlag{Name: "base", Usage: "the tracker's public base URL (default http://127.0.0.1:<first listen_port>)"},
 				),
 				Action: func(c *cli.Context) error {
-					uid64, err := strconv.ParseUint(c.String("uid"), 10, 32)
-					if err != nil || uid64 == 0 {
-						return fmt.Errorf("--uid = %q: want a user id from 1 to 4294967295", c.String("uid"))
+					uid, err := parseUID(c.String("uid"))
+					if err != nil {
+						return err
 					}
 					ih, err := parseInfoHash(c.String("info-hash"))
 					if err != nil {
 						return err
 					}
-					pc, err := e.passkeyContext(c, uint32(uid64))
+					pc, err := e.passkeyContext(c, uid)
 					if err != nil {
 						return err
 					}
-					pk := passkey.Derive(pc.secret, pc.version, uint32(uid64), ih)
+					pk := passkey.Derive(pc.secret, pc.version, uid, ih)
 					base := c.String("base")
 					if base == "" {
 						base = fmt.Sprintf("http://127.0.0.1:%d", pc.cfg.ListenPorts[0])

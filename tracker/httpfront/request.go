@@ -2,6 +2,7 @@ package httpfront
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 )
@@ -379,23 +380,9 @@ func trimOWS(b []byte) []byte {
 	return b
 }
 
-func indexByte(b []byte, c byte) int {
-	for i, x := range b {
-		if x == c {
-			return i
-		}
-	}
-	return -1
-}
+func indexByte(b []byte, c byte) int { return bytes.IndexByte(b, c) }
 
-func lastIndexByte(b []byte, c byte) int {
-	for i := len(b) - 1; i >= 0; i-- {
-		if b[i] == c {
-			return i
-		}
-	}
-	return -1
-}
+func lastIndexByte(b []byte, c byte) int { return bytes.LastIndexByte(b, c) }
 
 // equalFold compares b with the lower-case ASCII string s, ignoring the case
 // of ASCII letters in b.

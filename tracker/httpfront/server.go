@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"net/netip"
 	"runtime/debug"
@@ -160,6 +159,7 @@ type connBufs struct {
 	sres tracker.ScrapeResult
 	body []byte
 	out  []byte
+	tail []byte // a large body to write after out (aliases body)
 }
 
 const (
@@ -170,6 +170,9 @@ const (
 	maxKeptFiles = 4096
 	// Pipelined answers are gathered up to this size before a write.
 	maxPipelinedOut = 64 << 10
+	// Bodies larger than this are written from where they are, not copied
+	// after the response head.
+	maxInlineBody = 32 << 10
 )
 
 func (s *Server) getBufs(nc net.Conn) *connBufs {
@@ -191,6 +194,7 @@ func (s *Server) putBufs(b *connBufs) {
 	b.br.Reset(nil)
 	b.ann.Passkey = nil
 	b.sreq.Passkey = nil
+	b.tail = nil
 	if cap(b.body) > maxKeptBuf {
 		b.body = nil
 	}
@@ -373,14 +377,21 @@ func (s *Server) serveConn(c *conn) {
 		if closeNow {
 			return
 		}
-		keep = keep && !s.shutting.Load()
 		// Pipelined requests: answer them in one write when the next head
 		// is already complete in the buffer.
-		if !keep || len(b.out) >= maxPipelinedOut || !hasCompleteHead(b.br) {
+		if !keep || len(b.out) >= maxPipelinedOut || len(b.tail) > 0 || !hasCompleteHead(b.br) {
 			if err := c.nc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout)); err != nil {
 				return
 			}
-			if _, err := c.nc.Write(b.out); err != nil {
+			var err error
+			if len(b.tail) > 0 {
+				bufs := net.Buffers{b.out, b.tail}
+				_, err = bufs.WriteTo(c.nc)
+				b.tail = nil
+			} else {
+				_, err = c.nc.Write(b.out)
+			}
+			if err != nil {
 				return
 			}
 			b.out = b.out[:0]
@@ -420,12 +431,12 @@ func (s *Server) serveRequest(c *conn, b *connBufs) (keep, closeNow bool) {
 			return false, true // EOF, timeout, reset: nothing to answer
 		}
 		s.counters.request(kindOther, resultBadRequest)
+		req.ProtoMinor = 1
 		b.body = append(b.body[:0], he.Reason...)
 		b.body = append(b.body, '\n')
-		b.out = s.appendResponse(b.out, req, he.Status, false, false, false, b.body)
+		s.respond(b, he.Status, "", false, false, false)
 		return false, false
 	}
-	keep = req.KeepAlive
 	head := req.Method == "HEAD"
 	path := req.Path
 	if !s.cfg.ServeAdmin {
@@ -442,7 +453,8 @@ func (s *Server) serveRequest(c *conn, b *connBufs) (keep, closeNow bool) {
 				return false, true
 			}
 			s.counters.request(k, res)
-			b.out = s.appendResponse(b.out, req, 200, keep, gz, head, b.body)
+			keep = s.keepAlive(req)
+			s.respond(b, 200, "", keep, gz, head)
 			return keep, false
 		}
 	}
@@ -451,7 +463,8 @@ func (s *Server) serveRequest(c *conn, b *connBufs) (keep, closeNow bool) {
 		if s.cfg.Status != nil {
 			s.counters.request(kindStatistics, resultOK)
 			b.body = s.appendStatistics(b.body[:0])
-			b.out = s.appendTyped(b.out, req, 200, "text/html; charset=utf-8", keep, head, b.body)
+			keep = s.keepAlive(req)
+			s.respond(b, 200, "text/html; charset=utf-8", keep, false, head)
 			return keep, false
 		}
 	case "/metrics":
@@ -459,11 +472,13 @@ func (s *Server) serveRequest(c *conn, b *connBufs) (keep, closeNow bool) {
 			s.counters.request(kindMetrics, resultOK)
 			var ct string
 			b.body, ct = s.appendMetrics(b.body[:0])
-			b.out = s.appendTyped(b.out, req, 200, ct, keep, head, b.body)
+			keep = s.keepAlive(req)
+			s.respond(b, 200, ct, keep, false, head)
 			return keep, false
 		}
 	}
 	s.counters.request(kindOther, resultOK)
+	keep = s.keepAlive(req)
 	if !s.cfg.ServeAdmin {
 		if u := s.trk.Settings().RedirectURL; u != "" {
 			b.body = b.body[:0]
@@ -472,8 +487,14 @@ func (s *Server) serveRequest(c *conn, b *connBufs) (keep, closeNow bool) {
 		}
 	}
 	b.body = append(b.body[:0], "not found\n"...)
-	b.out = s.appendResponse(b.out, req, 404, keep, false, head, b.body)
+	s.respond(b, 404, "", keep, false, head)
 	return keep, false
+}
+
+// keepAlive decides, just before an answer's head is written, whether the
+// connection stays open: the client wants it and no Shutdown has begun.
+func (s *Server) keepAlive(req *Request) bool {
+	return req.KeepAlive && !s.shutting.Load()
 }
 
 // trackerPath recognises /announce, /scrape, /<passkey>/announce and
@@ -559,7 +580,7 @@ var statusText = map[int]string{
 
 func (s *Server) appendStatusLine(dst []byte, req *Request, status int) []byte {
 	minor := byte('1')
-	if status == 200 && req.ProtoMinor == 0 {
+	if req.ProtoMinor == 0 {
 		minor = '0'
 	}
 	dst = append(dst, "HTTP/1."...)
@@ -579,12 +600,20 @@ func appendConnection(dst []byte, req *Request, keep bool) []byte {
 	return dst
 }
 
-// appendResponse appends a text/plain answer (with "Allow: GET, HEAD" for
-// a 405).
-func (s *Server) appendResponse(dst []byte, req *Request, status int, keep, gz, head bool, body []byte) []byte {
-	dst = s.appendStatusLine(dst, req, status)
-	dst = append(dst, "\r\nContent-Type: text/plain\r\nContent-Length: "...)
-	dst = strconv.AppendInt(dst, int64(len(body)), 10)
+// respond appends the answer with body b.body to b.out: a text/plain one
+// unless contentType says otherwise, "Allow: GET, HEAD" for a 405. A body
+// larger than maxInlineBody (a full scrape, say) is not copied: it goes in
+// b.tail, written after b.out with writev.
+func (s *Server) respond(b *connBufs, status int, contentType string, keep, gz, head bool) {
+	req := &b.req
+	dst := s.appendStatusLine(b.out, req, status)
+	dst = append(dst, "\r\nContent-Type: "...)
+	if contentType == "" {
+		contentType = "text/plain"
+	}
+	dst = append(dst, contentType...)
+	dst = append(dst, "\r\nContent-Length: "...)
+	dst = strconv.AppendInt(dst, int64(len(b.body)), 10)
 	if gz {
 		dst = append(dst, "\r\nContent-Encoding: gzip"...)
 	}
@@ -593,24 +622,14 @@ func (s *Server) appendResponse(dst []byte, req *Request, status int, keep, gz, 
 	}
 	dst = appendConnection(dst, req, keep)
 	dst = append(dst, "\r\n\r\n"...)
-	if !head {
-		dst = append(dst, body...)
+	switch {
+	case head:
+	case len(b.body) > maxInlineBody:
+		b.tail = b.body
+	default:
+		dst = append(dst, b.body...)
 	}
-	return dst
-}
-
-func (s *Server) appendTyped(dst []byte, req *Request, status int, contentType string, keep, head bool, body []byte) []byte {
-	dst = s.appendStatusLine(dst, req, status)
-	dst = append(dst, "\r\nContent-Type: "...)
-	dst = append(dst, contentType...)
-	dst = append(dst, "\r\nContent-Length: "...)
-	dst = strconv.AppendInt(dst, int64(len(body)), 10)
-	dst = appendConnection(dst, req, keep)
-	dst = append(dst, "\r\n\r\n"...)
-	if !head {
-		dst = append(dst, body...)
-	}
-	return dst
+	b.out = dst
 }
 
 func (s *Server) appendRedirect(dst []byte, req *Request, url string, keep, head bool) []byte {
@@ -624,9 +643,4 @@ func (s *Server) appendRedirect(dst []byte, req *Request, url string, keep, head
 	dst = append(dst, "\r\nContent-Type: text/plain\r\nContent-Length: 0"...)
 	dst = appendConnection(dst, req, keep)
 	return append(dst, "\r\n\r\n"...)
-}
-
-// String describes the server for logs.
-func (s *Server) String() string {
-	return fmt.Sprintf("httpfront.Server(admin=%v, open=%d)", s.cfg.ServeAdmin, s.open.Load())
 }

@@ -1,0 +1,107 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/xbt-tracker/xbt-tracker/internal/dbtest"
+)
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestMakeDemo runs the README's first command's script and uses the curl
+// line it prints: the announce URL must work.
+func TestMakeDemo(t *testing.T) {
+	db, _ := dbtest.New(t) // proves a server is there; the demo makes its own database
+	_ = db
+	_, self, _, _ := runtime.Caller(0)
+	root := filepath.Dir(filepath.Dir(self))
+	dbName := fmt.Sprintf("xbt_test_demo_%d", time.Now().UnixNano())
+	port := freePort(t)
+	t.Cleanup(func() { _, _ = db.Exec("DROP DATABASE IF EXISTS `" + dbName + "`") })
+
+	cmd := exec.Command("bash", filepath.Join(root, "scripts/demo.sh"))
+	cmd.Dir = root
+	cmd.Env = append(cleanEnv(), "XBT_DSN="+dbtest.BaseDSN(), "XBT_DEMO_DB="+dbName, fmt.Sprintf("XBT_DEMO_PORT=%d", port))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		_ = cmd.Wait()
+	})
+	buf := newLineBuffer(out)
+	if !buf.waitFor("Ctrl-C stops the tracker.", 90*time.Second) {
+		t.Fatalf("demo did not get ready:\n%s", buf.String())
+	}
+	m := regexp.MustCompile(`curl -s '([^']+)'`).FindStringSubmatch(buf.String())
+	if m == nil {
+		t.Fatalf("no curl line in the demo's output:\n%s", buf.String())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, m[1], nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.HasPrefix(string(body), "d8:completei1e10:incompletei0e8:intervali") {
+		t.Fatalf("the demo's announce got %q, want a successful bencoded answer counting the demo seeder", body)
+	}
+}
+
+func TestUserAndFileCommands(t *testing.T) {
+	db, dsn := dbtest.New(t)
+	env := []string{"XBT_DSN=" + dsn}
+	mustRun(t, env, "migrate", "up")
+	uid := strings.TrimSpace(mustRun(t, env, "user", "add"))
+	if _, err := db.Exec("UPDATE xbt_users SET uploaded = 123, downloaded = 45 WHERE uid = ?", uid); err != nil {
+		t.Fatal(err)
+	}
+	show := mustRun(t, env, "user", "show", "--uid", uid)
+	if !strings.Contains(show, "uploaded 123\n") || !strings.Contains(show, "downloaded 45\n") || !strings.Contains(show, "can_leech true\n") {
+		t.Fatalf("user show:\n%s", show)
+	}
+	if r := run(t, env, "user", "show", "--uid", "999"); r.code == 0 || !strings.Contains(r.stderr, "no user with uid 999") {
+		t.Fatalf("missing user: exit %d %s", r.code, r.stderr)
+	}
+	const ih = "00112233445566778899aabbccddeeff00112233"
+	fid := strings.TrimSpace(mustRun(t, env, "file", "add", "--info-hash", ih))
+	if again := strings.TrimSpace(mustRun(t, env, "file", "add", "--info-hash", ih)); again != fid {
+		t.Fatalf("file add twice: fid %s then %s", fid, again)
+	}
+	var hexHash string
+	if err := db.QueryRow("SELECT LOWER(HEX(info_hash)) FROM xbt_files WHERE fid = ?", fid).Scan(&hexHash); err != nil || hexHash != ih {
+		t.Fatalf("xbt_files row: %q %v", hexHash, err)
+	}
+	if r := run(t, env, "file", "add", "--info-hash", "zz"); r.code == 0 || !strings.Contains(r.stderr, "want 40 hex digits") {
+		t.Fatalf("bad info_hash: exit %d %s", r.code, r.stderr)
+	}
+}

@@ -1,0 +1,251 @@
+package sql
+
+import (
+	"context"
+	gosql "database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	sq "github.com/Masterminds/squirrel"
+
+	"github.com/xbt-tracker/xbt-tracker/tracker"
+)
+
+// writersTable is the commit marker table (migration 00003). It belongs to
+// the tracker, not the catalog, so its name is not configurable.
+const writersTable = "xbt_tracker_writers"
+
+// Marker housekeeping: rows of Writers gone for this long are deleted; a
+// settle query waits this long for the transaction it asks about.
+const (
+	markerRetention = 30 * 24 * time.Hour
+	settleTimeout   = 10 * time.Second
+	settleAttempts  = 3
+)
+
+// errNoMarker: the commit marker table does not exist, so an unclear COMMIT
+// can never be settled.
+var errNoMarker = errors.New("the database has no " + writersTable + " table (apply migration 00003: xbt-tracker migrate up)")
+
+// writerEnv is what a Writer learns from the server once: quoted
+// identifiers, max_allowed_packet, the log tables' columns, and whether the
+// commit marker table exists.
+type writerEnv struct {
+	names                                            Names
+	users, files, filesUsers, announceLog, scrapeLog string // quoted
+	uid, fid, fuFid, leechers, seeders, completed    string // quoted
+	maxPacket                                        int
+	marker                                           bool
+	announceCols, scrapeCols                         []string
+	announceIPA, scrapeIPA                           bool
+}
+
+// announceLogColumns and scrapeLogColumns are the log columns the writer
+// knows, in XBT's order; a table gets those it has.
+var (
+	announceLogColumns = []string{"ipa", "ipv6", "port", "event", "info_hash", "peer_id", "downloaded", "left0", "uploaded", "uid", "mtime"}
+	scrapeLogColumns   = []string{"ipa", "ipv6", "info_hash", "uid", "mtime"}
+)
+
+// ensureEnv fills w.env on first use (and again after a failed attempt).
+func (w *Writer) ensureEnv(ctx context.Context) error {
+	if w.env != nil {
+		return nil
+	}
+	e := &writerEnv{names: w.s.Names}
+	for _, x := range []struct {
+		dst  *string
+		name string
+	}{
+		{&e.users, w.s.Users}, {&e.files, w.s.Files}, {&e.filesUsers, w.s.FilesUsers},
+		{&e.announceLog, w.s.AnnounceLog}, {&e.scrapeLog, w.s.ScrapeLog},
+		{&e.uid, w.s.UsersUID}, {&e.fid, w.s.FilesFid}, {&e.fuFid, w.s.FilesUsersFid},
+		{&e.leechers, w.s.FilesLeechers}, {&e.seeders, w.s.FilesSeeders}, {&e.completed, w.s.FilesCompleted},
+	} {
+		q, err := quoteIdent(x.name)
+		if err != nil {
+			return fmt.Errorf("writer: %w", err)
+		}
+		*x.dst = q
+	}
+
+	if err := w.db.QueryRowContext(ctx, "SELECT @@max_allowed_packet").Scan(&e.maxPacket); err != nil {
+		return fmt.Errorf("writer: read max_allowed_packet: %w", err)
+	}
+
+	cols, err := readColumns(ctx, w.db, w.s.AnnounceLog, w.s.ScrapeLog, writersTable)
+	if err != nil {
+		return fmt.Errorf("writer: read columns of %s, %s, %s: %w", w.s.AnnounceLog, w.s.ScrapeLog, writersTable, err)
+	}
+	for _, c := range announceLogColumns {
+		if cols[w.s.AnnounceLog][c] {
+			e.announceCols = append(e.announceCols, c)
+		}
+	}
+	e.announceIPA = cols[w.s.AnnounceLog]["ipa"]
+	for _, c := range scrapeLogColumns {
+		if cols[w.s.ScrapeLog][c] {
+			e.scrapeCols = append(e.scrapeCols, c)
+		}
+	}
+	e.scrapeIPA = cols[w.s.ScrapeLog]["ipa"]
+
+	if cols[writersTable]["seq"] {
+		// Create this Writer's row now, so that a settle query always finds
+		// a row to lock and wait on, and clear rows of long-gone Writers.
+		now := time.Now().Unix()
+		q, args, err := sq.Insert(writersTable).Options("IGNORE").Columns("writer", "seq", "mtime").
+			Values(w.id[:], 0, now).ToSql()
+		if err != nil {
+			return fmt.Errorf("writer: %s: %w", writersTable, err)
+		}
+		if _, err := w.db.ExecContext(ctx, q, args...); err != nil {
+			return fmt.Errorf("writer: register in %s: %w", writersTable, err)
+		}
+		q, args, err = sq.Delete(writersTable).Where(sq.Lt{"mtime": now - int64(markerRetention/time.Second)}).ToSql()
+		if err == nil {
+			_, _ = w.db.ExecContext(ctx, q, args...) // housekeeping only
+		}
+		e.marker = true
+	}
+	w.env = e
+	return nil
+}
+
+// readColumns returns the lower-cased column names of the given tables in
+// the current database.
+func readColumns(ctx context.Context, db *gosql.DB, tables ...string) (map[string]map[string]bool, error) {
+	q, args, err := sq.Select("TABLE_NAME", "COLUMN_NAME").From("information_schema.COLUMNS").
+		Where("TABLE_SCHEMA = DATABASE()").Where(sq.Eq{"TABLE_NAME": tables}).ToSql()
+	if err != nil {
+		return nil, err
+	}
+	rows, err := db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]map[string]bool{}
+	for rows.Next() {
+		var t, c string
+		if err := rows.Scan(&t, &c); err != nil {
+			return nil, err
+		}
+		if out[t] == nil {
+			out[t] = map[string]bool{}
+		}
+		out[t][strings.ToLower(c)] = true
+	}
+	return out, rows.Err()
+}
+
+// mark records seq as this Writer's last committed chunk, inside the chunk's
+// transaction: the marker commits if and only if the chunk does.
+func (w *Writer) mark(ctx context.Context, tx *gosql.Tx, seq uint64) error {
+	q, args, err := sq.Insert(writersTable).Columns("writer", "seq", "mtime").
+		Values(w.id[:], seq, time.Now().Unix()).
+		Suffix("ON DUPLICATE KEY UPDATE seq = VALUES(seq), mtime = VALUES(mtime)").ToSql()
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, q, args...)
+	return err
+}
+
+// settle finds out whether the chunk with sequence number seq committed.
+//
+// It reads this Writer's marker row with a locking read (FOR UPDATE): if the
+// server is still finishing the transaction whose COMMIT reply was lost, the
+// read waits for it to commit or roll back instead of seeing the old value
+// and wrongly concluding "not committed".
+func (w *Writer) settle(ctx context.Context, seq uint64) (committed bool, err error) {
+	if !w.env.marker {
+		return false, errNoMarker
+	}
+	q, args, err := sq.Select("seq").From(writersTable).Where(sq.Eq{"writer": w.id[:]}).Suffix("FOR UPDATE").ToSql()
+	if err != nil {
+		return false, err
+	}
+	backoff := w.o.Backoff
+	for attempt := 1; ; attempt++ {
+		committed, err = w.settleOnce(ctx, q, args, seq)
+		if err == nil || attempt >= settleAttempts || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff *= 2
+	}
+	if err != nil {
+		return false, fmt.Errorf("read back %s: %w", writersTable, err)
+	}
+	return committed, nil
+}
+
+func (w *Writer) settleOnce(ctx context.Context, q string, args []any, seq uint64) (bool, error) {
+	if w.settleHook != nil {
+		if err := w.settleHook(); err != nil {
+			return false, err
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, settleTimeout)
+	defer cancel()
+	tx, err := w.db.BeginTx(ctx, nil)
+	if err != nil {
+		return false, err
+	}
+	defer func() { _ = tx.Rollback() }()
+	var got uint64
+	switch err := tx.QueryRowContext(ctx, q, args...).Scan(&got); {
+	case errors.Is(err, gosql.ErrNoRows):
+		return false, nil // the row was never committed, so neither was the chunk
+	case err != nil:
+		return false, err
+	}
+	return got >= seq, nil
+}
+
+// mergeBatches returns older and newer combined as if newer had been
+// recorded after older: summed fields add, overwritten fields and NewFiles
+// take newer's value where it has the key, log entries keep their order.
+func mergeBatches(older, newer *tracker.Batch) *tracker.Batch {
+	out := &tracker.Batch{
+		Users:     make(map[uint32]tracker.UserDelta, len(older.Users)),
+		Files:     make(map[uint32]tracker.FileDelta, len(older.Files)),
+		FileUsers: make(map[tracker.FileUserKey]tracker.FileUserDelta, len(older.FileUsers)),
+		NewFiles:  make(map[tracker.InfoHash]int64, len(older.NewFiles)),
+	}
+	for _, b := range []*tracker.Batch{older, newer} {
+		if b == nil {
+			continue
+		}
+		for k, d := range b.Users {
+			o := out.Users[k]
+			o.Uploaded += d.Uploaded
+			o.Downloaded += d.Downloaded
+			out.Users[k] = o
+		}
+		for k, d := range b.Files {
+			d.Completed += out.Files[k].Completed
+			out.Files[k] = d
+		}
+		for k, d := range b.FileUsers {
+			o := out.FileUsers[k]
+			d.Announced += o.Announced
+			d.Completed += o.Completed
+			d.Uploaded += o.Uploaded
+			d.Downloaded += o.Downloaded
+			out.FileUsers[k] = d
+		}
+		for k, v := range b.NewFiles {
+			out.NewFiles[k] = v
+		}
+		out.AnnounceLog = append(out.AnnounceLog, b.AnnounceLog...)
+		out.ScrapeLog = append(out.ScrapeLog, b.ScrapeLog...)
+	}
+	return out
+}

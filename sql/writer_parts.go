@@ -1,0 +1,524 @@
+package sql
+
+import (
+	"bytes"
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	sq "github.com/Masterminds/squirrel"
+
+	"github.com/xbt-tracker/xbt-tracker/tracker"
+)
+
+// A part is one table's share of a Batch, sorted by the table's key, cut
+// into chunks by Write. It builds the statement for rows [lo, hi) and, when
+// those rows could not be written, copies them back into a Batch.
+type part interface {
+	table() string
+	len() int
+	cols() int       // placeholders per row
+	fixedBytes() int // statement text outside the rows (upper bound)
+	rowBytes() int   // statement text per row once interpolated (upper bound)
+	build(lo, hi int) (string, []any, error)
+	restore(dst *tracker.Batch, lo, hi int)
+}
+
+// Upper bounds of an interpolated value's text: a 64-bit integer is at most
+// 20 digits; go-sql-driver sends []byte as _binary'...' with each byte
+// possibly escaped to two characters.
+const (
+	numBytes = 20 + 2 // value and ", "
+	binBytes = 9 + 2*20 + 2
+)
+
+// plan cuts b into parts in write order: new torrents first (so the next
+// reload sees their fids soon), then files, users, files_users, logs.
+func (w *Writer) plan(b *tracker.Batch) []part {
+	e := w.env
+	var parts []part
+	add := func(p part) {
+		if p.len() > 0 {
+			parts = append(parts, p)
+		}
+	}
+	if b == nil {
+		return nil
+	}
+	add(newRegisterPart(e, b.NewFiles))
+	add(newFilePart(e, b.Files))
+	add(newUserPart(e, b.Users))
+	add(newFileUserPart(e, w.s.HasAnnounced, b.FileUsers))
+	if w.s.HasAnnounceLog && len(e.announceCols) > 0 {
+		add(&announceLogPart{e: e, rows: b.AnnounceLog})
+	}
+	if w.s.HasScrapeLog && len(e.scrapeCols) > 0 {
+		add(&scrapeLogPart{e: e, rows: b.ScrapeLog})
+	}
+	return parts
+}
+
+// remainder is what was not written when rows [lo:] of parts[pi] failed:
+// those rows and every later part.
+func remainder(parts []part, pi, lo int) *tracker.Batch {
+	dst := &tracker.Batch{}
+	fill(dst)
+	for i := pi; i < len(parts); i++ {
+		from := 0
+		if i == pi {
+			from = lo
+		}
+		parts[i].restore(dst, from, parts[i].len())
+	}
+	return dst
+}
+
+// fill gives b the maps it lacks, so a remainder can be used like a Batch
+// from tracker.Drain.
+func fill(b *tracker.Batch) {
+	if b.Users == nil {
+		b.Users = make(map[uint32]tracker.UserDelta)
+	}
+	if b.Files == nil {
+		b.Files = make(map[uint32]tracker.FileDelta)
+	}
+	if b.FileUsers == nil {
+		b.FileUsers = make(map[tracker.FileUserKey]tracker.FileUserDelta)
+	}
+	if b.NewFiles == nil {
+		b.NewFiles = make(map[tracker.InfoHash]int64)
+	}
+}
+
+// unionRows writes the derived table "SELECT ? AS a, ? AS b UNION ALL
+// SELECT ?, ? ..." for n rows of the given aliases. It is the portable way
+// to join a list of values in one statement: MariaDB's VALUES table
+// constructor and MySQL's VALUES ROW() differ, a UNION ALL works on both.
+func unionRows(sb *strings.Builder, aliases []string, n int) {
+	for r := 0; r < n; r++ {
+		if r == 0 {
+			sb.WriteString("SELECT ")
+			for i, a := range aliases {
+				if i > 0 {
+					sb.WriteString(", ")
+				}
+				sb.WriteString("? AS ")
+				sb.WriteString(a)
+			}
+			continue
+		}
+		sb.WriteString(" UNION ALL SELECT ?")
+		sb.WriteString(strings.Repeat(", ?", len(aliases)-1))
+	}
+}
+
+// userPart: xbt_users downloaded/uploaded, summed.
+//
+// Written as UPDATE ... JOIN (derived rows), never INSERT ... ON DUPLICATE
+// KEY UPDATE: the upsert XBT uses would re-create a user the catalog has
+// deleted (a row with only uid and totals) the moment one of their peers
+// announces again, and the catalog would see a ghost account. The join
+// updates only rows that exist; deltas for deleted uids are dropped (counted
+// in WriterStats.UsersDropped) and not retried. STRAIGHT_JOIN makes the
+// server walk the derived rows (sorted by uid) and look each user up by
+// primary key, so row locks are taken in uid order and only on those rows.
+// squirrel has no UPDATE ... JOIN (derived table), hence the hand-built
+// text: values are placeholders, identifiers come from the checked Schema.
+type userPart struct {
+	e    *writerEnv
+	rows []userRow
+}
+
+type userRow struct {
+	uid uint32
+	d   tracker.UserDelta
+}
+
+func newUserPart(e *writerEnv, m map[uint32]tracker.UserDelta) *userPart {
+	p := &userPart{e: e, rows: make([]userRow, 0, len(m))}
+	for uid, d := range m {
+		if d.Uploaded|d.Downloaded == 0 {
+			continue // nothing to add; writing it would only take a lock
+		}
+		p.rows = append(p.rows, userRow{uid, d})
+	}
+	slices.SortFunc(p.rows, func(a, b userRow) int { return cmp.Compare(a.uid, b.uid) })
+	return p
+}
+
+func (p *userPart) table() string   { return p.e.names.Users }
+func (p *userPart) len() int        { return len(p.rows) }
+func (p *userPart) cols() int       { return 3 }
+func (p *userPart) fixedBytes() int { return 256 }
+func (p *userPart) rowBytes() int   { return 20 + 3*numBytes }
+
+func (p *userPart) build(lo, hi int) (string, []any, error) {
+	var sb strings.Builder
+	sb.Grow(200 + (hi-lo)*30)
+	sb.WriteString("UPDATE (")
+	unionRows(&sb, []string{"k", "d", "u"}, hi-lo)
+	fmt.Fprintf(&sb, ") v STRAIGHT_JOIN %s t ON t.%s = v.k SET t.`downloaded` = t.`downloaded` + v.d, t.`uploaded` = t.`uploaded` + v.u",
+		p.e.users, p.e.uid)
+	args := make([]any, 0, 3*(hi-lo))
+	for _, r := range p.rows[lo:hi] {
+		args = append(args, r.uid, r.d.Downloaded, r.d.Uploaded)
+	}
+	return sb.String(), args, nil
+}
+
+func (p *userPart) restore(dst *tracker.Batch, lo, hi int) {
+	for _, r := range p.rows[lo:hi] {
+		dst.Users[r.uid] = r.d
+	}
+}
+
+// filePart: xbt_files completed summed; leechers, seeders, mtime
+// overwritten. UPDATE ... JOIN for the same reason as users: an upsert keyed
+// by fid would create a row (without info_hash) for a torrent the tracker
+// itself deleted after the catalog flagged it.
+type filePart struct {
+	e    *writerEnv
+	rows []fileRow
+}
+
+type fileRow struct {
+	fid uint32
+	d   tracker.FileDelta
+}
+
+func newFilePart(e *writerEnv, m map[uint32]tracker.FileDelta) *filePart {
+	p := &filePart{e: e, rows: make([]fileRow, 0, len(m))}
+	for fid, d := range m {
+		if fid == 0 {
+			continue // an auto-registered torrent without a row yet
+		}
+		p.rows = append(p.rows, fileRow{fid, d})
+	}
+	slices.SortFunc(p.rows, func(a, b fileRow) int { return cmp.Compare(a.fid, b.fid) })
+	return p
+}
+
+func (p *filePart) table() string   { return p.e.names.Files }
+func (p *filePart) len() int        { return len(p.rows) }
+func (p *filePart) cols() int       { return 5 }
+func (p *filePart) fixedBytes() int { return 320 }
+func (p *filePart) rowBytes() int   { return 20 + 5*numBytes }
+
+func (p *filePart) build(lo, hi int) (string, []any, error) {
+	var sb strings.Builder
+	sb.Grow(300 + (hi-lo)*50)
+	sb.WriteString("UPDATE (")
+	unionRows(&sb, []string{"k", "c", "l", "s", "m"}, hi-lo)
+	fmt.Fprintf(&sb, ") v STRAIGHT_JOIN %s t ON t.%s = v.k SET t.%s = t.%s + v.c, t.%s = v.l, t.%s = v.s, t.`mtime` = v.m",
+		p.e.files, p.e.fid, p.e.completed, p.e.completed, p.e.leechers, p.e.seeders)
+	args := make([]any, 0, 5*(hi-lo))
+	for _, r := range p.rows[lo:hi] {
+		args = append(args, r.fid, r.d.Completed, r.d.Leechers, r.d.Seeders, r.d.Mtime)
+	}
+	return sb.String(), args, nil
+}
+
+func (p *filePart) restore(dst *tracker.Batch, lo, hi int) {
+	for _, r := range p.rows[lo:hi] {
+		dst.Files[r.fid] = r.d
+	}
+}
+
+// fileUserPart: xbt_files_users, INSERT ... ON DUPLICATE KEY UPDATE like
+// XBT: the row is created on a user's first announce of a torrent.
+// announced, completed, downloaded, uploaded are summed; active, left, mtime
+// overwritten. VALUES() in the update clause is the form MariaDB and MySQL 8
+// both accept (MySQL's row alias is rejected by MariaDB).
+type fileUserPart struct {
+	e         *writerEnv
+	announced bool
+	rows      []fileUserRow
+}
+
+type fileUserRow struct {
+	k tracker.FileUserKey
+	d tracker.FileUserDelta
+}
+
+func newFileUserPart(e *writerEnv, announced bool, m map[tracker.FileUserKey]tracker.FileUserDelta) *fileUserPart {
+	p := &fileUserPart{e: e, announced: announced, rows: make([]fileUserRow, 0, len(m))}
+	for k, d := range m {
+		if k.Fid == 0 {
+			continue // torrent without a row yet: nothing to key it by
+		}
+		p.rows = append(p.rows, fileUserRow{k, d})
+	}
+	slices.SortFunc(p.rows, func(a, b fileUserRow) int {
+		if c := cmp.Compare(a.k.Fid, b.k.Fid); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.k.UID, b.k.UID)
+	})
+	return p
+}
+
+func (p *fileUserPart) table() string { return p.e.names.FilesUsers }
+func (p *fileUserPart) len() int      { return len(p.rows) }
+func (p *fileUserPart) cols() int {
+	if p.announced {
+		return 9
+	}
+	return 8
+}
+func (p *fileUserPart) fixedBytes() int { return 640 }
+func (p *fileUserPart) rowBytes() int   { return 4 + p.cols()*numBytes }
+
+func (p *fileUserPart) build(lo, hi int) (string, []any, error) {
+	cols := []string{p.e.fuFid, "`uid`", "`active`"}
+	upd := "`active` = VALUES(`active`), "
+	if p.announced {
+		cols = append(cols, "`announced`")
+		upd += "`announced` = `announced` + VALUES(`announced`), "
+	}
+	cols = append(cols, "`completed`", "`downloaded`", "`left`", "`uploaded`", "`mtime`")
+	upd += "`completed` = `completed` + VALUES(`completed`), `downloaded` = `downloaded` + VALUES(`downloaded`), " +
+		"`left` = VALUES(`left`), `uploaded` = `uploaded` + VALUES(`uploaded`), `mtime` = VALUES(`mtime`)"
+	ib := sq.Insert(p.e.filesUsers).Columns(cols...)
+	for _, r := range p.rows[lo:hi] {
+		active := 0
+		if r.d.Active {
+			active = 1
+		}
+		if p.announced {
+			ib = ib.Values(r.k.Fid, r.k.UID, active, r.d.Announced, r.d.Completed, r.d.Downloaded, r.d.Left, r.d.Uploaded, r.d.Mtime)
+		} else {
+			ib = ib.Values(r.k.Fid, r.k.UID, active, r.d.Completed, r.d.Downloaded, r.d.Left, r.d.Uploaded, r.d.Mtime)
+		}
+	}
+	return ib.Suffix("ON DUPLICATE KEY UPDATE " + upd).ToSql()
+}
+
+func (p *fileUserPart) restore(dst *tracker.Batch, lo, hi int) {
+	for _, r := range p.rows[lo:hi] {
+		dst.FileUsers[r.k] = r.d
+	}
+}
+
+// registerPart: torrents auto-registered in memory (auto_register=1).
+// INSERT IGNORE like XBT: a row the catalog (or another tracker) inserted
+// meanwhile is kept as it is. Sorted by info_hash, the unique key.
+type registerPart struct {
+	e    *writerEnv
+	rows []registerRow
+}
+
+type registerRow struct {
+	ih    tracker.InfoHash
+	ctime int64
+}
+
+func newRegisterPart(e *writerEnv, m map[tracker.InfoHash]int64) *registerPart {
+	p := &registerPart{e: e, rows: make([]registerRow, 0, len(m))}
+	for ih, ctime := range m {
+		p.rows = append(p.rows, registerRow{ih, ctime})
+	}
+	slices.SortFunc(p.rows, func(a, b registerRow) int { return bytes.Compare(a.ih[:], b.ih[:]) })
+	return p
+}
+
+func (p *registerPart) table() string   { return p.e.names.Files }
+func (p *registerPart) len() int        { return len(p.rows) }
+func (p *registerPart) cols() int       { return 3 }
+func (p *registerPart) fixedBytes() int { return 128 }
+func (p *registerPart) rowBytes() int   { return 4 + binBytes + 2*numBytes }
+
+func (p *registerPart) build(lo, hi int) (string, []any, error) {
+	ib := sq.Insert(p.e.files).Options("IGNORE").Columns("`info_hash`", "`mtime`", "`ctime`")
+	for i := lo; i < hi; i++ {
+		r := &p.rows[i]
+		ib = ib.Values(r.ih[:], r.ctime, r.ctime)
+	}
+	return ib.ToSql()
+}
+
+func (p *registerPart) restore(dst *tracker.Batch, lo, hi int) {
+	for _, r := range p.rows[lo:hi] {
+		dst.NewFiles[r.ih] = r.ctime
+	}
+}
+
+// xbtEvent maps the engine's events to the numbers XBT stores in
+// xbt_announce_log.event (tracker_input_t: none, completed, started,
+// stopped); paused is a regular announce there.
+func xbtEvent(e tracker.Event) int {
+	switch e {
+	case tracker.EventCompleted:
+		return 1
+	case tracker.EventStarted:
+		return 2
+	case tracker.EventStopped:
+		return 3
+	}
+	return 0
+}
+
+// addrValues returns the ipa and ipv6 column values for a: ipa is the IPv4
+// address as an unsigned 32-bit integer (0 for IPv6); ipv6 is the 16-byte
+// address for IPv6 and empty for IPv4, except in a table without ipa (XBT
+// HEAD's), where IPv4 goes into ipv6 as its 4 bytes, as XBT writes it.
+func addrValues(a netip.Addr, hasIPA bool) (ipa uint32, ipv6 []byte) {
+	if !a.IsValid() {
+		return 0, []byte{}
+	}
+	a = a.Unmap()
+	if a.Is4() {
+		b := a.As4()
+		ipa = uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+		if hasIPA {
+			return ipa, []byte{}
+		}
+		return ipa, b[:]
+	}
+	b := a.As16()
+	return 0, b[:]
+}
+
+// announceLogPart: plain multi-row INSERT, in the order the announces came.
+type announceLogPart struct {
+	e    *writerEnv
+	rows []tracker.AnnounceLogEntry
+}
+
+func (p *announceLogPart) table() string   { return p.e.names.AnnounceLog }
+func (p *announceLogPart) len() int        { return len(p.rows) }
+func (p *announceLogPart) cols() int       { return len(p.e.announceCols) }
+func (p *announceLogPart) fixedBytes() int { return 512 }
+func (p *announceLogPart) rowBytes() int   { return 4 + 4*binBytes + p.cols()*numBytes }
+
+func (p *announceLogPart) build(lo, hi int) (string, []any, error) {
+	ib := sq.Insert(p.e.announceLog).Columns(quoteAll(p.e.announceCols)...)
+	// squirrel keeps the slice passed to Values, so each row gets its own
+	// window of one backing array.
+	nc := len(p.e.announceCols)
+	all := make([]any, (hi-lo)*nc)
+	for i := range p.rows[lo:hi] {
+		r := &p.rows[lo+i]
+		vals := all[i*nc : (i+1)*nc : (i+1)*nc]
+		ipa, ipv6 := addrValues(r.Addr, p.e.announceIPA)
+		for j, c := range p.e.announceCols {
+			switch c {
+			case "ipa":
+				vals[j] = ipa
+			case "ipv6":
+				vals[j] = ipv6
+			case "port":
+				vals[j] = r.Port
+			case "event":
+				vals[j] = xbtEvent(r.Event)
+			case "info_hash":
+				vals[j] = r.InfoHash[:]
+			case "peer_id":
+				vals[j] = r.PeerID[:]
+			case "downloaded":
+				vals[j] = r.Downloaded
+			case "left0":
+				vals[j] = r.Left
+			case "uploaded":
+				vals[j] = r.Uploaded
+			case "uid":
+				vals[j] = r.UID
+			case "mtime":
+				vals[j] = r.Mtime
+			}
+		}
+		ib = ib.Values(vals...)
+	}
+	return ib.ToSql()
+}
+
+func (p *announceLogPart) restore(dst *tracker.Batch, lo, hi int) {
+	dst.AnnounceLog = append(dst.AnnounceLog, p.rows[lo:hi]...)
+}
+
+// scrapeLogPart: plain multi-row INSERT.
+type scrapeLogPart struct {
+	e    *writerEnv
+	rows []tracker.ScrapeLogEntry
+}
+
+func (p *scrapeLogPart) table() string   { return p.e.names.ScrapeLog }
+func (p *scrapeLogPart) len() int        { return len(p.rows) }
+func (p *scrapeLogPart) cols() int       { return len(p.e.scrapeCols) }
+func (p *scrapeLogPart) fixedBytes() int { return 256 }
+func (p *scrapeLogPart) rowBytes() int   { return 4 + 2*binBytes + p.cols()*numBytes }
+
+func (p *scrapeLogPart) build(lo, hi int) (string, []any, error) {
+	ib := sq.Insert(p.e.scrapeLog).Columns(quoteAll(p.e.scrapeCols)...)
+	// squirrel keeps the slice passed to Values, so each row gets its own
+	// window of one backing array.
+	nc := len(p.e.scrapeCols)
+	all := make([]any, (hi-lo)*nc)
+	for i := range p.rows[lo:hi] {
+		r := &p.rows[lo+i]
+		vals := all[i*nc : (i+1)*nc : (i+1)*nc]
+		ipa, ipv6 := addrValues(r.Addr, p.e.scrapeIPA)
+		for j, c := range p.e.scrapeCols {
+			switch c {
+			case "ipa":
+				vals[j] = ipa
+			case "ipv6":
+				vals[j] = ipv6
+			case "info_hash":
+				vals[j] = r.InfoHash[:]
+			case "uid":
+				vals[j] = r.UID
+			case "mtime":
+				vals[j] = r.Mtime
+			}
+		}
+		ib = ib.Values(vals...)
+	}
+	return ib.ToSql()
+}
+
+func (p *scrapeLogPart) restore(dst *tracker.Batch, lo, hi int) {
+	dst.ScrapeLog = append(dst.ScrapeLog, p.rows[lo:hi]...)
+}
+
+// deletePart: DeleteFiles' chunks. Only rows still flagged deleted go.
+type deletePart struct {
+	files, fid string
+	name       string
+	fids       []uint32
+}
+
+func newDeletePart(s Schema, fids []uint32) (*deletePart, error) {
+	files, err := quoteIdent(s.Files)
+	if err != nil {
+		return nil, fmt.Errorf("delete from %s: %w", s.Files, err)
+	}
+	fid, err := quoteIdent(s.FilesFid)
+	if err != nil {
+		return nil, fmt.Errorf("delete from %s: %w", s.Files, err)
+	}
+	sorted := slices.Clone(fids)
+	slices.Sort(sorted)
+	return &deletePart{files: files, fid: fid, name: s.Files, fids: slices.Compact(sorted)}, nil
+}
+
+func (p *deletePart) table() string   { return p.name }
+func (p *deletePart) len() int        { return len(p.fids) }
+func (p *deletePart) cols() int       { return 1 }
+func (p *deletePart) fixedBytes() int { return 128 }
+func (p *deletePart) rowBytes() int   { return numBytes }
+
+func (p *deletePart) build(lo, hi int) (string, []any, error) {
+	return sq.Delete(p.files).Where(sq.Eq{p.fid: p.fids[lo:hi]}).Where("`flags` & 1 = 1").ToSql()
+}
+
+func (p *deletePart) restore(*tracker.Batch, int, int) {}
+
+func quoteAll(cols []string) []string {
+	out := make([]string, len(cols))
+	for i, c := range cols {
+		out[i] = "`" + c + "`"
+	}
+	return out
+}
