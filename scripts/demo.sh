@@ -2,14 +2,25 @@
 # `make demo`: a local database (scripts/dev-db.sh), the migrations, a demo
 # user and torrent written with the same SQL a catalog uses, then the tracker
 # in the foreground with a working announce URL printed. Ctrl-C stops it.
-#   XBT_DEMO_PORT   tracker port (default 2710)
+# With mktorrent installed the demo torrent is a real one (a 4 MiB random file
+# under $XBT_DEMO_DIR): the demo user's copy is stamped with its passkey URL by
+# `xbt-tracker torrent stamp`, and the script prints the aria2c and
+# transmission-cli command lines that seed and download it over 127.0.0.1.
+# Without mktorrent the torrent is only an info_hash (enough for curl).
+#   XBT_DEMO_PORT   tracker port (default 2710); the clients' peer ports are
+#                   the next three
 #   XBT_DEMO_DB     database name (default xbt_demo)
+#   XBT_DEMO_DIR    demo files (default .dev/demo)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin="$root/bin/xbt-tracker"
 port="${XBT_DEMO_PORT:-2710}"
 dbname="${XBT_DEMO_DB:-xbt_demo}"
-[ -x "$bin" ] || (cd "$root" && go build -o bin/xbt-tracker ./cmd/xbt-tracker)
+# Build (a no-op when bin/xbt-tracker is up to date), so a stale binary
+# never runs the demo.
+if command -v go >/dev/null || [ ! -x "$bin" ]; then
+  (cd "$root" && go build -o bin/xbt-tracker ./cmd/xbt-tracker)
+fi
 
 base=$("$root/scripts/dev-db.sh")
 # base is user:pass@tcp(host:port)/[?params]: put the demo database name in.
@@ -23,10 +34,27 @@ export XBT_DSN="$dsn"
 echo "== database ${dsn#*@} (migrate up)"
 "$bin" migrate up --create-database >/dev/null
 
-# The demo torrent's info_hash: SHA-1 of a fixed string, so reruns reuse it.
-info_hash=$(printf 'xbt-tracker demo torrent' | sha1sum | cut -c1-40)
+demo="${XBT_DEMO_DIR:-$root/.dev/demo}"
+mkdir -p "$root/.dev" "$demo"
+demo=$(cd "$demo" && pwd)
+upload="$demo/upload.torrent"
+if command -v mktorrent >/dev/null; then
+  # A real private torrent of a 4 MiB random file, made once and reused so
+  # reruns keep its info_hash. Registered as a catalog's upload step does.
+  payload="$demo/seed/xbt-demo.bin"
+  if [ ! -s "$payload" ] || [ ! -s "$upload" ]; then
+    mkdir -p "$demo/seed"
+    head -c $((4 << 20)) /dev/urandom >"$payload"
+    rm -f "$upload"
+    mktorrent -p -l 18 -c "xbt-tracker demo" -o "$upload" "$payload" >/dev/null
+  fi
+  info_hash=$("$bin" torrent info "$upload" | sed -n 's/^info_hash //p')
+else
+  # No mktorrent: the demo torrent is just an info_hash (SHA-1 of a fixed
+  # string, so reruns reuse it).
+  info_hash=$(printf 'xbt-tracker demo torrent' | sha1sum | cut -c1-40)
+fi
 uid_file="$root/.dev/demo-uid-$dbname"
-mkdir -p "$root/.dev"
 # Reuse the demo user of an earlier run while it still exists.
 if [ -s "$uid_file" ] && "$bin" user show --uid "$(cat "$uid_file")" >/dev/null 2>&1; then
   uid=$(cat "$uid_file")
@@ -57,6 +85,40 @@ announce URL (uid $uid, demo torrent):
 
 try it:
   curl -s '$url?info_hash=$escaped&peer_id=-DEMO00-000000000001&port=6881&uploaded=0&downloaded=0&left=0&compact=1&event=started'
+MSG
+
+if [ -s "$upload" ] && command -v mktorrent >/dev/null; then
+  # The catalog's download step: the user's copy with its passkey URL.
+  "$bin" torrent stamp --uid "$uid" --base "http://127.0.0.1:$port" -o "$demo/demo.torrent" "$upload" >/dev/null
+  # transmission-cli reads its settings from a directory: keep it on
+  # loopback with DHT, LPD, PEX, uTP and port mapping off.
+  mkdir -p "$demo/transmission"
+  cat >"$demo/transmission/settings.json" <<JSON
+{
+  "dht-enabled": false, "lpd-enabled": false, "pex-enabled": false, "utp-enabled": false,
+  "port-forwarding-enabled": false, "bind-address-ipv4": "127.0.0.1", "bind-address-ipv6": "::1",
+  "rpc-enabled": false, "ratio-limit-enabled": false
+}
+JSON
+  rm -rf "$demo/download-aria2" "$demo/download-transmission"
+  a2="aria2c --no-conf=true --enable-dht=false --enable-dht6=false --bt-enable-lpd=false --enable-peer-exchange=false --interface=127.0.0.1 --disable-ipv6=true --file-allocation=none"
+  cat <<MSG
+
+demo torrent: $demo/demo.torrent (uid $uid's copy, announce URL above; 4 MiB: $demo/seed/xbt-demo.bin)
+seed it (another terminal; aria2c re-announces every 5 s because Transmission never dials 127.x peers itself):
+  $a2 --listen-port=$((port + 1)) --dir='$demo/seed' --check-integrity=true --seed-ratio=0.0 --bt-tracker-interval=5 '$demo/demo.torrent'
+download it (a third terminal) with transmission-cli (Ctrl-C once it says Seeding):
+  transmission-cli -g '$demo/transmission' -p $((port + 2)) -w '$demo/download-transmission' '$demo/demo.torrent'
+or with aria2c (exits when done):
+  $a2 --listen-port=$((port + 3)) --dir='$demo/download-aria2' --seed-time=0 '$demo/demo.torrent'
+then (traffic is written every write_db_interval, 15 s):
+  XBT_DSN='$dsn' $bin user show --uid $uid
+MSG
+else
+  echo
+  echo "(install mktorrent for a real demo torrent and the client command lines to seed and download it)"
+fi
+cat <<MSG
 
 statistics: http://127.0.0.1:$port/statistics    metrics: http://127.0.0.1:$port/metrics
 Ctrl-C stops the tracker.

@@ -135,3 +135,49 @@ func LookupUserStats(ctx context.Context, db *gosql.DB, s Schema, uid uint32) (U
 	st.CanLeech = canLeech != 0
 	return st, nil
 }
+
+// RevokeUser bumps a user's torrent_pass_version the way a catalog revokes
+// every passkey it gave that user
+// (UPDATE xbt_users SET torrent_pass_version = torrent_pass_version + 1 WHERE uid = ?)
+// and returns the new version; gosql.ErrNoRows when there is no such user.
+// The tracker refuses the old passkeys once it has reloaded the user.
+func RevokeUser(ctx context.Context, db *gosql.DB, s Schema, uid uint32) (int, error) {
+	if !s.HasTorrentPassVersion {
+		return 0, fmt.Errorf("%s has no torrent_pass_version column: passkeys cannot be revoked (run \"xbt-tracker migrate up\")", s.Users)
+	}
+	table, err := quoteIdent(s.Users)
+	if err != nil {
+		return 0, err
+	}
+	uidCol, err := quoteIdent(s.UsersUID)
+	if err != nil {
+		return 0, err
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("revoke passkeys of uid %d: %w", uid, err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	q, args, err := sq.Update(table).Set("torrent_pass_version", sq.Expr("torrent_pass_version + 1")).Where(sq.Eq{uidCol: uid}).ToSql()
+	if err != nil {
+		return 0, err
+	}
+	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+		return 0, fmt.Errorf("revoke passkeys of uid %d in %s: %w", uid, s.Users, err)
+	}
+	q, args, err = sq.Select("torrent_pass_version").From(table).Where(sq.Eq{uidCol: uid}).ToSql()
+	if err != nil {
+		return 0, err
+	}
+	var v int
+	if err := tx.QueryRowContext(ctx, q, args...).Scan(&v); err != nil {
+		if err == gosql.ErrNoRows {
+			return 0, err
+		}
+		return 0, fmt.Errorf("revoke passkeys of uid %d in %s: %w", uid, s.Users, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("revoke passkeys of uid %d in %s: %w", uid, s.Users, err)
+	}
+	return v, nil
+}

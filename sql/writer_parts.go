@@ -114,6 +114,40 @@ func unionRows(sb *strings.Builder, aliases []string, n int) {
 	}
 }
 
+// insertRows returns "INSERT[ IGNORE] INTO table (cols) VALUES (?, ?),
+// (?, ?) ..." for n rows, then suffix.
+//
+// Multi-row INSERTs are written by hand rather than with squirrel: its
+// immutable builder copies state on every Values call, so a 1,000-row
+// statement took 10 ms and 1.6 MB to build (BenchmarkWriterBuild), against
+// about 0.3 ms here. Values still travel only as placeholders and the
+// identifiers come from the checked Schema, exactly as with squirrel.
+func insertRows(ignore bool, table string, cols []string, n int, suffix string) string {
+	var sb strings.Builder
+	row := "(?" + strings.Repeat(", ?", len(cols)-1) + ")"
+	sb.Grow(64 + len(suffix) + n*(len(row)+2))
+	sb.WriteString("INSERT ")
+	if ignore {
+		sb.WriteString("IGNORE ")
+	}
+	sb.WriteString("INTO ")
+	sb.WriteString(table)
+	sb.WriteString(" (")
+	sb.WriteString(strings.Join(cols, ", "))
+	sb.WriteString(") VALUES ")
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString(row)
+	}
+	if suffix != "" {
+		sb.WriteString(" ")
+		sb.WriteString(suffix)
+	}
+	return sb.String()
+}
+
 // userPart: xbt_users downloaded/uploaded, summed.
 //
 // Written as UPDATE ... JOIN (derived rows), never INSERT ... ON DUPLICATE
@@ -280,19 +314,19 @@ func (p *fileUserPart) build(lo, hi int) (string, []any, error) {
 	cols = append(cols, "`completed`", "`downloaded`", "`left`", "`uploaded`", "`mtime`")
 	upd += "`completed` = `completed` + VALUES(`completed`), `downloaded` = `downloaded` + VALUES(`downloaded`), " +
 		"`left` = VALUES(`left`), `uploaded` = `uploaded` + VALUES(`uploaded`), `mtime` = VALUES(`mtime`)"
-	ib := sq.Insert(p.e.filesUsers).Columns(cols...)
+	args := make([]any, 0, len(cols)*(hi-lo))
 	for _, r := range p.rows[lo:hi] {
 		active := 0
 		if r.d.Active {
 			active = 1
 		}
+		args = append(args, r.k.Fid, r.k.UID, active)
 		if p.announced {
-			ib = ib.Values(r.k.Fid, r.k.UID, active, r.d.Announced, r.d.Completed, r.d.Downloaded, r.d.Left, r.d.Uploaded, r.d.Mtime)
-		} else {
-			ib = ib.Values(r.k.Fid, r.k.UID, active, r.d.Completed, r.d.Downloaded, r.d.Left, r.d.Uploaded, r.d.Mtime)
+			args = append(args, r.d.Announced)
 		}
+		args = append(args, r.d.Completed, r.d.Downloaded, r.d.Left, r.d.Uploaded, r.d.Mtime)
 	}
-	return ib.Suffix("ON DUPLICATE KEY UPDATE " + upd).ToSql()
+	return insertRows(false, p.e.filesUsers, cols, hi-lo, "ON DUPLICATE KEY UPDATE "+upd), args, nil
 }
 
 func (p *fileUserPart) restore(dst *tracker.Batch, lo, hi int) {
@@ -330,12 +364,12 @@ func (p *registerPart) fixedBytes() int { return 128 }
 func (p *registerPart) rowBytes() int   { return 4 + binBytes + 2*numBytes }
 
 func (p *registerPart) build(lo, hi int) (string, []any, error) {
-	ib := sq.Insert(p.e.files).Options("IGNORE").Columns("`info_hash`", "`mtime`", "`ctime`")
+	args := make([]any, 0, 3*(hi-lo))
 	for i := lo; i < hi; i++ {
 		r := &p.rows[i]
-		ib = ib.Values(r.ih[:], r.ctime, r.ctime)
+		args = append(args, r.ih[:], r.ctime, r.ctime)
 	}
-	return ib.ToSql()
+	return insertRows(true, p.e.files, []string{"`info_hash`", "`mtime`", "`ctime`"}, hi-lo, ""), args, nil
 }
 
 func (p *registerPart) restore(dst *tracker.Batch, lo, hi int) {
@@ -393,9 +427,6 @@ func (p *announceLogPart) fixedBytes() int { return 512 }
 func (p *announceLogPart) rowBytes() int   { return 4 + 4*binBytes + p.cols()*numBytes }
 
 func (p *announceLogPart) build(lo, hi int) (string, []any, error) {
-	ib := sq.Insert(p.e.announceLog).Columns(quoteAll(p.e.announceCols)...)
-	// squirrel keeps the slice passed to Values, so each row gets its own
-	// window of one backing array.
 	nc := len(p.e.announceCols)
 	all := make([]any, (hi-lo)*nc)
 	for i := range p.rows[lo:hi] {
@@ -428,9 +459,8 @@ func (p *announceLogPart) build(lo, hi int) (string, []any, error) {
 				vals[j] = r.Mtime
 			}
 		}
-		ib = ib.Values(vals...)
 	}
-	return ib.ToSql()
+	return insertRows(false, p.e.announceLog, quoteAll(p.e.announceCols), hi-lo, ""), all, nil
 }
 
 func (p *announceLogPart) restore(dst *tracker.Batch, lo, hi int) {
@@ -450,9 +480,6 @@ func (p *scrapeLogPart) fixedBytes() int { return 256 }
 func (p *scrapeLogPart) rowBytes() int   { return 4 + 2*binBytes + p.cols()*numBytes }
 
 func (p *scrapeLogPart) build(lo, hi int) (string, []any, error) {
-	ib := sq.Insert(p.e.scrapeLog).Columns(quoteAll(p.e.scrapeCols)...)
-	// squirrel keeps the slice passed to Values, so each row gets its own
-	// window of one backing array.
 	nc := len(p.e.scrapeCols)
 	all := make([]any, (hi-lo)*nc)
 	for i := range p.rows[lo:hi] {
@@ -473,9 +500,8 @@ func (p *scrapeLogPart) build(lo, hi int) (string, []any, error) {
 				vals[j] = r.Mtime
 			}
 		}
-		ib = ib.Values(vals...)
 	}
-	return ib.ToSql()
+	return insertRows(false, p.e.scrapeLog, quoteAll(p.e.scrapeCols), hi-lo, ""), all, nil
 }
 
 func (p *scrapeLogPart) restore(dst *tracker.Batch, lo, hi int) {

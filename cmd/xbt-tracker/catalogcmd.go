@@ -66,6 +66,36 @@ func (e *env) userCommand() *cli.Command {
 					return nil
 				},
 			},
+			{
+				Name: "revoke",
+				Usage: "revoke every passkey a user was given (torrent_pass_version + 1, as a catalog does) and print the new version; " +
+					"the tracker refuses the old passkeys after its next reload (read_db_interval)",
+				Flags: append(dbFlags(), &cli.StringFlag{Name: "uid", Usage: "the user's uid", Required: true}),
+				Action: func(c *cli.Context) error {
+					uid, err := parseUID(c.String("uid"))
+					if err != nil {
+						return err
+					}
+					_, cfg, db, err := e.withDB(c)
+					if err != nil {
+						return err
+					}
+					defer db.Close()
+					schema, _, err := xsql.CheckSchema(c.Context, db, names(cfg))
+					if err != nil {
+						return err
+					}
+					v, err := xsql.RevokeUser(c.Context, db, schema, uid)
+					if errors.Is(err, gosql.ErrNoRows) {
+						return fmt.Errorf("no user with uid %d in %s", uid, schema.Users)
+					}
+					if err != nil {
+						return err
+					}
+					fmt.Fprintln(e.stdout, v)
+					return nil
+				},
+			},
 		},
 	}
 }

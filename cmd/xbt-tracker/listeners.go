@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -17,10 +16,13 @@ import (
 )
 
 // runListeners serves HTTP (and the admin address, if separate) until ctx
-// ends, then shuts the servers down gracefully within shutdown_timeout.
-func runListeners(ctx context.Context, log *zap.Logger, trk *tracker.Tracker, cfg config.Config, status func() httpfront.StatusInfo) error {
+// ends, then shuts the servers down gracefully: they stop accepting and
+// finish the requests in flight within half of shutdown_timeout (the other
+// half is the final flush's). extra are more metrics for /metrics.
+func runListeners(ctx context.Context, log *zap.Logger, trk *tracker.Tracker, cfg config.Config, status func() httpfront.StatusInfo, extra ...prometheus.Collector) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), trk.Collector())
+	reg.MustRegister(extra...)
 
 	hcfg := httpfront.Config{
 		MaxRequestBytes: cfg.MaxRequestBytes,
@@ -81,7 +83,7 @@ func runListeners(ctx context.Context, log *zap.Logger, trk *tracker.Tracker, cf
 	}
 	g.Go(func() error {
 		<-gctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout/2)
 		defer cancel()
 		for _, s := range servers {
 			if err := s.Shutdown(sctx); err != nil {
@@ -90,20 +92,5 @@ func runListeners(ctx context.Context, log *zap.Logger, trk *tracker.Tracker, cf
 		}
 		return nil
 	})
-	g.Go(func() error { return expireLoop(gctx, trk, cfg.CleanUpInterval) })
 	return g.Wait()
-}
-
-// expireLoop removes silent peers every clean_up_interval.
-func expireLoop(ctx context.Context, trk *tracker.Tracker, every time.Duration) error {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			trk.Expire()
-		}
-	}
 }

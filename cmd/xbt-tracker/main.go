@@ -49,6 +49,8 @@ func newApp(environ []string, stdout, stderr io.Writer) *cli.App {
 			e.configCommand(),
 			e.userCommand(),
 			e.fileCommand(),
+			e.torrentCommand(),
+			e.benchCommand(),
 		},
 		// Errors are printed once by run, as one line.
 		ExitErrHandler: func(*cli.Context, error) {},

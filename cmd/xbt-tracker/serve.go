@@ -6,14 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync/atomic"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/urfave/cli/v2"
 	"go.uber.org/zap"
 
 	"github.com/xbt-tracker/xbt-tracker/internal/config"
 	"github.com/xbt-tracker/xbt-tracker/passkey"
 	xsql "github.com/xbt-tracker/xbt-tracker/sql"
+	xsync "github.com/xbt-tracker/xbt-tracker/sync"
 	"github.com/xbt-tracker/xbt-tracker/tracker"
 	"github.com/xbt-tracker/xbt-tracker/tracker/httpfront"
 )
@@ -44,6 +47,10 @@ func serve(ctx context.Context, log *zap.Logger, src config.Sources, cfg config.
 	if cfg.DSN == "" {
 		return errors.New("no database: set --dsn or XBT_DSN (e.g. root:@tcp(127.0.0.1:3306)/xbt)")
 	}
+	// The driver prints connection errors on its own (plain text on
+	// stderr); the sync loops already report them once per failure
+	// streak, so its lines go to the log at debug level.
+	_ = mysql.SetLogger(driverLogger{log.Sugar()})
 	db, err := xsql.Open(ctx, cfg.DSN)
 	if err != nil {
 		return err
@@ -78,25 +85,77 @@ func serve(ctx context.Context, log *zap.Logger, src config.Sources, cfg config.
 	}
 
 	trk := tracker.New(settings(cfg), tracker.Options{})
-	start := time.Now()
-	users, err := xsql.LoadUsers(ctx, db, schema)
-	if err != nil {
+	ld := xsql.NewLoader(db, schema)
+	if err := ld.ChangeTracking(ctx); err != nil {
+		log.Warn(err.Error())
+	}
+	secret := cfg.TorrentPassPrivateKey
+	sy := xsync.New(trk, db, ld, xsql.NewWriter(db, schema, xsql.WriterOptions{}), xsync.Options{
+		WriteInterval:      cfg.WriteDBInterval,
+		ReadDBInterval:     cfg.ReadDBInterval,
+		ReadConfigInterval: cfg.ReadConfigInterval,
+		CleanUpInterval:    cfg.CleanUpInterval,
+		LedgerMaxEntries:   cfg.LedgerMaxEntries,
+		ReloadConfig: func(ctx context.Context) (tracker.Settings, error) {
+			rows, err := xsql.LoadConfigRows(ctx, db, xsql.DefaultNames().Config)
+			if err != nil {
+				return tracker.Settings{}, err
+			}
+			c, err := src.Build(rows)
+			if err != nil {
+				return tracker.Settings{}, err
+			}
+			if c.TorrentPassPrivateKey == "" {
+				c.TorrentPassPrivateKey = secret // generated at start-up; never revert to none
+			}
+			return settings(c), nil
+		},
+	}, log)
+	if err := sy.Load(ctx); err != nil {
 		return err
 	}
-	torrents, err := xsql.LoadTorrents(ctx, db, schema)
-	if err != nil {
-		return err
-	}
-	trk.ReplaceUsers(users)
-	trk.ReplaceTorrents(torrents)
-	log.Info("loaded users and torrents", zap.Int("users", len(users)), zap.Int("torrents", len(torrents)), zap.Duration("took", time.Since(start)))
+
+	// The sync loops keep running while the listeners finish the requests
+	// in flight, and stop before the final flush: from then on nothing
+	// (no announce, no expiry) records into the ledger behind its back.
+	var signalled atomic.Int64
+	stopWatch := context.AfterFunc(ctx, func() { signalled.Store(time.Now().UnixNano()) })
+	defer stopWatch()
+	syncCtx, stopSync := context.WithCancel(context.WithoutCancel(ctx))
+	syncDone := make(chan struct{})
+	go func() {
+		defer close(syncDone)
+		_ = sy.Run(syncCtx)
+	}()
 
 	started := time.Now()
 	status := func() httpfront.StatusInfo {
-		return httpfront.StatusInfo{Stats: trk.Stats(), Started: started}
+		st := sy.Status()
+		return httpfront.StatusInfo{
+			Stats: trk.Stats(), Started: started,
+			LastFlush: st.LastFlush, LastReload: st.LastReload,
+			FlushErr: st.FlushErr, ReloadErr: st.ReloadErr,
+		}
 	}
-	return runListeners(ctx, log, trk, cfg, status)
+	lerr := runListeners(ctx, log, trk, cfg, status, sy.Collector())
+	stopSync()
+	<-syncDone
+
+	// Final write-back: shutdown_timeout counts from the signal; the HTTP
+	// shutdown took at most half of it, the rest is the flush's.
+	budget := cfg.ShutdownTimeout
+	if at := signalled.Load(); at != 0 {
+		budget -= time.Since(time.Unix(0, at))
+	}
+	fctx, cancel := context.WithTimeout(context.Background(), max(budget, cfg.ShutdownTimeout/2))
+	defer cancel()
+	return errors.Join(lerr, sy.Shutdown(fctx))
 }
+
+// driverLogger routes the MySQL driver's messages to the log at debug level.
+type driverLogger struct{ l *zap.SugaredLogger }
+
+func (d driverLogger) Print(v ...any) { d.l.Debug(append([]any{"mysql driver: "}, v...)...) }
 
 // settings maps the configuration onto what the engine obeys.
 func settings(cfg config.Config) tracker.Settings {

@@ -53,10 +53,13 @@ type ScrapeRequest struct {
 type Feature int
 
 const (
-	FeatureDictPeers   Feature = iota // compact=0 and no_peer_id answers
-	FeatureIPv6                       // announcing from ::1
-	FeatureFullScrape                 // a scrape without info_hash
-	FeatureScrapeFlags                // the "flags" dict of a scrape answer
+	FeatureDictPeers     Feature = iota // compact=0 and no_peer_id answers
+	FeatureIPv6                         // announcing from ::1
+	FeatureFullScrape                   // a scrape without info_hash
+	FeatureScrapeFlags                  // the "flags" dict of a scrape answer
+	FeatureScrapePasskey                // a scrape carrying a passkey (a BEP 15 scrape has no room for one)
+	FeatureScrapeByName                 // a scrape answer naming its torrents: unknown ones left out, repeats once (BEP 15 answers by position)
+	FeatureMixedFamilies                // an IPv6 requester also gets IPv4 peers (BEP 15: peers follow the packet's address family)
 )
 
 // Client talks to one tracker. Answers are the decoded bencoded dictionary

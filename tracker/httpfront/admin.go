@@ -47,6 +47,9 @@ func (s *Server) appendStatistics(dst []byte) []byte {
 		row(kindNames[k]+" requests", int64(s.counters.kindTotal(k)))
 	}
 	row("open connections", s.open.Load())
+	for _, r := range info.Extra {
+		row(html.EscapeString(r.Name), r.Value)
+	}
 	if !info.Started.IsZero() {
 		text("uptime", now.Sub(info.Started).Truncate(time.Second).String())
 	}

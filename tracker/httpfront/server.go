@@ -63,11 +63,18 @@ type Config struct {
 // counts.
 type StatusInfo struct {
 	Stats      tracker.Stats
-	Started    time.Time // process start, for the uptime
-	LastFlush  time.Time // last successful write to the database; zero = never
-	LastReload time.Time // last successful read from the database; zero = never
-	FlushErr   string    // the last flush's error, "" when it succeeded
-	ReloadErr  string    // the last reload's error, "" when it succeeded
+	Started    time.Time   // process start, for the uptime
+	LastFlush  time.Time   // last successful write to the database; zero = never
+	LastReload time.Time   // last successful read from the database; zero = never
+	FlushErr   string      // the last flush's error, "" when it succeeded
+	ReloadErr  string      // the last reload's error, "" when it succeeded
+	Extra      []StatusRow // more counters, shown after the HTTP request counts (the UDP frontend's)
+}
+
+// StatusRow is one named count of the /statistics page.
+type StatusRow struct {
+	Name  string
+	Value int64
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.

@@ -1,0 +1,113 @@
+package loadgen
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// ReadRSS returns a process's resident set size and its peak (VmRSS and
+// VmHWM of /proc/PID/status) in bytes.
+func ReadRSS(pid int) (rss, peak int64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	return parseStatus(b)
+}
+
+func parseStatus(b []byte) (rss, peak int64, err error) {
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	found := false
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 2 {
+			continue
+		}
+		v, perr := strconv.ParseInt(f[1], 10, 64)
+		if perr != nil {
+			continue
+		}
+		if len(f) > 2 && f[2] == "kB" {
+			v *= 1024
+		}
+		switch f[0] {
+		case "VmRSS:":
+			rss, found = v, true
+		case "VmHWM:":
+			peak = v
+		}
+	}
+	if !found {
+		return 0, 0, fmt.Errorf("no VmRSS line")
+	}
+	return rss, peak, nil
+}
+
+// FindListener returns the pid of the local process listening on port
+// (TCP, or UDP when udp), found through /proc/net and the processes' open
+// sockets. It needs permission to read the other process's /proc/PID/fd
+// (same user, or root).
+func FindListener(port uint16, udp bool) (int, error) {
+	files := []string{"/proc/net/tcp", "/proc/net/tcp6"}
+	if udp {
+		files = []string{"/proc/net/udp", "/proc/net/udp6"}
+	}
+	inodes := map[string]bool{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, ino := range listenInodes(b, port, udp) {
+			inodes["socket:["+ino+"]"] = true
+		}
+	}
+	if len(inodes) == 0 {
+		return 0, fmt.Errorf("no local socket listening on port %d", port)
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/fd/*")
+	for _, fd := range procs {
+		link, err := os.Readlink(fd)
+		if err != nil || !inodes[link] {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.Split(fd, "/")[2])
+		if err == nil && pid != os.Getpid() {
+			return pid, nil
+		}
+	}
+	return 0, fmt.Errorf("port %d is open but its process is not visible (run as its user or root, or pass --pid)", port)
+}
+
+// listenInodes parses a /proc/net/{tcp,udp}[6] table and returns the socket
+// inodes bound to port: listening (state 0A) for TCP, any (07 = unconnected)
+// for UDP.
+func listenInodes(table []byte, port uint16, udp bool) []string {
+	var out []string
+	sc := bufio.NewScanner(bytes.NewReader(table))
+	sc.Scan() // header
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 10 {
+			continue
+		}
+		i := strings.LastIndexByte(f[1], ':')
+		if i < 0 {
+			continue
+		}
+		p, err := strconv.ParseUint(f[1][i+1:], 16, 16)
+		if err != nil || uint16(p) != port {
+			continue
+		}
+		if (!udp && f[3] != "0A") || (udp && f[3] != "07") {
+			continue
+		}
+		out = append(out, f[9])
+	}
+	return out
+}

@@ -1,0 +1,115 @@
+package sync
+
+import (
+	gosql "database/sql"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	xsql "github.com/xbt-tracker/xbt-tracker/sql"
+)
+
+// metrics are the Syncer's Prometheus metrics. The pending ledger's size is
+// exported by the tracker's own collector (xbt_tracker_ledger_entries);
+// alert on it against xbt_tracker_ledger_bound_entries.
+type metrics struct {
+	flushDuration  prometheus.Histogram
+	flushFailures  prometheus.Counter
+	flushRows      prometheus.Counter
+	lastFlush      prometheus.Gauge
+	reloadDuration prometheus.Histogram
+	reloadFailures prometheus.Counter
+	ledgerBound    prometheus.Gauge
+	lookups        *prometheus.CounterVec
+	all            []prometheus.Collector
+}
+
+func newMetrics(db *gosql.DB, bound int) *metrics {
+	m := &metrics{
+		flushDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "xbt_tracker_flush_duration_seconds",
+			Help:    "Time taken by each write of pending statistics to the database (failed ones included).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10), // 1ms .. ~4.4min
+		}),
+		flushFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "xbt_tracker_flush_failures_total",
+			Help: "Writes of pending statistics that failed (their rows were kept and retried).",
+		}),
+		flushRows: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "xbt_tracker_flush_rows_total",
+			Help: "Rows of statistics written to the database.",
+		}),
+		lastFlush: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "xbt_tracker_last_flush_timestamp_seconds",
+			Help: "Unix time of the last successful write of statistics (0: none yet).",
+		}),
+		reloadDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "xbt_tracker_reload_duration_seconds",
+			Help:    "Time taken by each reload of users, torrents and the deny list (the start-up load included).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
+		}),
+		reloadFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "xbt_tracker_reload_failures_total",
+			Help: "Reloads from the database that failed.",
+		}),
+		ledgerBound: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "xbt_tracker_ledger_bound_entries",
+			Help: "ledger_max_entries: the alerting bound of xbt_tracker_ledger_entries (announces are never refused because of it).",
+		}),
+		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "xbt_tracker_lookups_total",
+			Help: "On-demand lookups of users and torrents not in memory, by kind and result (hit, miss and error are database queries; cached, limited and shared are not).",
+		}, []string{"kind", "result"}),
+	}
+	m.ledgerBound.Set(float64(bound))
+	m.all = []prometheus.Collector{m.flushDuration, m.flushFailures, m.flushRows, m.lastFlush,
+		m.reloadDuration, m.reloadFailures, m.ledgerBound, m.lookups}
+	if db != nil {
+		m.all = append(m.all, collectors.NewDBStatsCollector(db, "xbt"))
+	}
+	return m
+}
+
+// addWriterStats exports the Writer's own counters.
+func (m *metrics) addWriterStats(stats func() xsql.WriterStats) {
+	counter := func(name, help string, v func(xsql.WriterStats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+			func() float64 { return float64(v(stats())) })
+	}
+	m.all = append(m.all,
+		counter("xbt_tracker_flush_retries_total",
+			"Write statements retried after a deadlock (1213) or lock wait timeout (1205).",
+			func(s xsql.WriterStats) uint64 { return s.Retries }),
+		counter("xbt_tracker_flush_users_dropped_total",
+			"User deltas not written because the catalog deleted the user.",
+			func(s xsql.WriterStats) uint64 { return s.UsersDropped }),
+		counter("xbt_tracker_flush_in_doubt_total",
+			"Write chunks whose COMMIT outcome was unknown at first (settled through the commit marker).",
+			func(s xsql.WriterStats) uint64 { return s.InDoubt }),
+		counter("xbt_tracker_flush_in_doubt_dropped_total",
+			"Write chunks of unknown outcome dropped because the database has no commit marker table (migration 00003).",
+			func(s xsql.WriterStats) uint64 { return s.InDoubtDropped }),
+	)
+}
+
+func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, c := range m.all {
+		c.Describe(ch)
+	}
+}
+
+func (m *metrics) Collect(ch chan<- prometheus.Metric) {
+	for _, c := range m.all {
+		c.Collect(ch)
+	}
+}
+
+// Collector returns the Syncer's metrics for a Prometheus registry:
+// xbt_tracker_flush_duration_seconds, _flush_failures_total,
+// _flush_rows_total, _last_flush_timestamp_seconds,
+// _reload_duration_seconds, _reload_failures_total,
+// _ledger_bound_entries, _lookups_total{kind,result}; the Writer's
+// counters (_flush_retries_total, _flush_users_dropped_total,
+// _flush_in_doubt_total, _flush_in_doubt_dropped_total); and the connection
+// pool's go_sql_* statistics when New was given the *sql.DB.
+func (s *Syncer) Collector() prometheus.Collector { return s.m }

@@ -1,0 +1,258 @@
+package sync
+
+import (
+	"context"
+	gosql "database/sql"
+	"errors"
+	"strings"
+	gosync "sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	xsql "github.com/xbt-tracker/xbt-tracker/sql"
+	"github.com/xbt-tracker/xbt-tracker/tracker"
+)
+
+// Defaults for zero Options fields (XBT's intervals).
+const (
+	DefaultWriteInterval      = 15 * time.Second
+	DefaultReadDBInterval     = 60 * time.Second
+	DefaultReadConfigInterval = 60 * time.Second
+	DefaultCleanUpInterval    = 60 * time.Second
+	DefaultLedgerMaxEntries   = 5_000_000
+)
+
+// boundWarnFraction is where the ledger-bound warning starts: at 80% of
+// LedgerMaxEntries there is still time to act before the bound.
+const boundWarnFraction = 0.8
+
+// boundWarnEvery rate-limits the ledger-bound warning.
+const boundWarnEvery = time.Minute
+
+// Options are the Syncer's intervals and bounds. Zero durations and counts
+// take the defaults above.
+type Options struct {
+	WriteInterval      time.Duration // write_db_interval: flush the ledger
+	ReadDBInterval     time.Duration // read_db_interval: reload users, torrents, deny list
+	ReadConfigInterval time.Duration // read_config_interval: rebuild the settings
+	CleanUpInterval    time.Duration // clean_up_interval: expire silent peers
+	LedgerMaxEntries   int           // ledger_max_entries: the alerting bound, see checkBound
+
+	// ReloadConfig rebuilds the settings from xbt_config and the operator's
+	// layers. An error (an invalid value, the database unreachable) keeps
+	// the previous settings. nil: the settings are never reloaded.
+	ReloadConfig func(context.Context) (tracker.Settings, error)
+
+	// FlushTimeout bounds one periodic flush; what is not written by then
+	// is put back and retried at the next one. Default max(4 ×
+	// WriteInterval, 30s).
+	FlushTimeout time.Duration
+	// ReloadTimeout bounds one reload (and the start-up load). Default 2m.
+	ReloadTimeout time.Duration
+
+	// Lookups bound the on-demand lookups (see Resolver).
+	Lookups LookupOptions
+}
+
+func (o Options) withDefaults() Options {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&o.WriteInterval, DefaultWriteInterval)
+	def(&o.ReadDBInterval, DefaultReadDBInterval)
+	def(&o.ReadConfigInterval, DefaultReadConfigInterval)
+	def(&o.CleanUpInterval, DefaultCleanUpInterval)
+	def(&o.FlushTimeout, max(4*o.WriteInterval, 30*time.Second))
+	def(&o.ReloadTimeout, 2*time.Minute)
+	if o.LedgerMaxEntries <= 0 {
+		o.LedgerMaxEntries = DefaultLedgerMaxEntries
+	}
+	o.Lookups = o.Lookups.withDefaults()
+	return o
+}
+
+// batchWriter is what the Syncer needs of *sql.Writer (tests fake it).
+type batchWriter interface {
+	Write(context.Context, *tracker.Batch) (*tracker.Batch, error)
+	DeleteFiles(context.Context, []uint32) error
+	InDoubt() int
+}
+
+// source is what the Syncer and the Resolver need of *sql.Loader.
+type source interface {
+	Load(context.Context) (*xsql.Snapshot, error)
+	LookupUser(context.Context, uint32) (tracker.User, error)
+	LookupTorrent(context.Context, tracker.InfoHash) (tracker.Torrent, error)
+	DenyList(context.Context) ([][2]uint32, [][2][16]byte, error)
+}
+
+// Status is what /statistics shows of the database sync.
+type Status struct {
+	LastFlush  time.Time // last successful flush (one with nothing to write counts); zero = never
+	LastReload time.Time // last successful reload (or the start-up load)
+	FlushErr   string    // the last flush's error; "" when it succeeded
+	ReloadErr  string    // the last reload's error; "" when it succeeded
+}
+
+// Syncer moves data between a tracker.Tracker and the database. Its methods
+// are safe for concurrent use; Flush and Shutdown are serialised, as are
+// Load and Reload.
+type Syncer struct {
+	trk *tracker.Tracker
+	ld  source
+	w   batchWriter
+	o   Options
+	log *zap.Logger
+	m   *metrics
+	res *Resolver // nil when on-demand lookups are off
+
+	flushMu       gosync.Mutex
+	flushFailures int // length of the current failure streak (flushMu)
+
+	reloadMu       gosync.Mutex
+	reloadFailures int                 // (reloadMu)
+	pendingDeletes map[uint32]struct{} // flagged fids whose row is still to delete (reloadMu)
+	deleteFailing  bool                // (reloadMu)
+
+	configMu  gosync.Mutex
+	configErr string // the config error last logged (configMu)
+
+	boundWarned time.Time // last ledger-bound warning (bound loop only)
+	overBound   bool      // the last check was over the warning level
+
+	statusMu gosync.Mutex
+	status   Status
+}
+
+// New returns a Syncer for trk reading through ld and writing through w.
+// It installs its Resolver in trk (unless o.Lookups.Rate < 0), so unknown
+// passkeys and info hashes are looked up on demand. db is used for the
+// connection pool's metrics only (it may be nil).
+func New(trk *tracker.Tracker, db *gosql.DB, ld *xsql.Loader, w *xsql.Writer, o Options, log *zap.Logger) *Syncer {
+	return newSyncer(trk, db, ld, w, o, log)
+}
+
+func newSyncer(trk *tracker.Tracker, db *gosql.DB, ld source, w batchWriter, o Options, log *zap.Logger) *Syncer {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	o = o.withDefaults()
+	s := &Syncer{
+		trk: trk, ld: ld, w: w, o: o, log: log,
+		m:              newMetrics(db, o.LedgerMaxEntries),
+		pendingDeletes: map[uint32]struct{}{},
+	}
+	if ws, ok := w.(interface{ Stats() xsql.WriterStats }); ok {
+		s.m.addWriterStats(ws.Stats)
+	}
+	if o.Lookups.Rate >= 0 {
+		s.res = newResolver(ld, o.Lookups, s.m)
+		trk.SetResolver(s.res)
+	}
+	return s
+}
+
+// Resolver returns the on-demand lookup hook New installed in the tracker,
+// or nil when lookups are off.
+func (s *Syncer) Resolver() *Resolver { return s.res }
+
+// Status returns the times and errors of the last flush and reload.
+func (s *Syncer) Status() Status {
+	s.statusMu.Lock()
+	defer s.statusMu.Unlock()
+	return s.status
+}
+
+func (s *Syncer) setStatus(f func(*Status)) {
+	s.statusMu.Lock()
+	f(&s.status)
+	s.statusMu.Unlock()
+}
+
+// Run runs the periodic work until ctx ends, each kind in its own goroutine
+// so that a slow database write cannot delay expiry or the ledger-bound
+// warning: flush every WriteInterval, reload every ReadDBInterval, settings
+// every ReadConfigInterval, expiry every CleanUpInterval. It returns nil
+// once every loop has stopped; the caller then calls Shutdown to write what
+// is left.
+func (s *Syncer) Run(ctx context.Context) error {
+	var wg gosync.WaitGroup
+	every := func(d time.Duration, f func(context.Context)) {
+		wg.Go(func() {
+			t := time.NewTicker(d)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					f(ctx)
+				}
+			}
+		})
+	}
+	every(s.o.WriteInterval, func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, s.o.FlushTimeout)
+		defer cancel()
+		_ = s.Flush(ctx) // logged and counted by Flush
+	})
+	every(min(s.o.WriteInterval, 10*time.Second), func(context.Context) { s.checkBound(time.Now()) })
+	every(s.o.ReadDBInterval, func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, s.o.ReloadTimeout)
+		defer cancel()
+		_ = s.Reload(ctx) // logged and counted by Reload
+	})
+	if s.o.ReloadConfig != nil {
+		every(s.o.ReadConfigInterval, func(ctx context.Context) {
+			ctx, cancel := context.WithTimeout(ctx, s.o.ReloadTimeout)
+			defer cancel()
+			s.ReloadSettings(ctx)
+		})
+	}
+	every(s.o.CleanUpInterval, func(context.Context) {
+		if n := s.trk.Expire(); n > 0 {
+			s.log.Debug("expired silent peers", zap.Int("peers", n))
+		}
+	})
+	wg.Wait()
+	return nil
+}
+
+// ReloadSettings rebuilds the settings with Options.ReloadConfig and applies
+// them if they changed. On error the previous settings stay and one warning
+// is logged per distinct error (not one per interval).
+func (s *Syncer) ReloadSettings(ctx context.Context) {
+	if s.o.ReloadConfig == nil {
+		return
+	}
+	s.configMu.Lock()
+	defer s.configMu.Unlock()
+	st, err := s.o.ReloadConfig(ctx)
+	if err != nil {
+		msg := oneLine(err)
+		if msg != s.configErr {
+			s.configErr = msg
+			s.log.Warn("configuration reload failed; keeping the previous settings", zap.String("error", msg))
+		}
+		return
+	}
+	if s.configErr != "" {
+		s.configErr = ""
+		s.log.Info("configuration reload works again")
+	}
+	if st != s.trk.Settings() {
+		s.trk.SetSettings(st)
+		s.log.Info("applied changed settings", zap.Int("announce_interval", st.AnnounceInterval))
+	}
+}
+
+// oneLine joins a multi-line error (errors.Join) into one log line.
+func oneLine(err error) string {
+	return strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; ")
+}
+
+// isNoRows reports whether err means "no such row".
+func isNoRows(err error) bool { return errors.Is(err, gosql.ErrNoRows) }

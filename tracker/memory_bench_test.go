@@ -1,0 +1,70 @@
+package tracker
+
+import (
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"sort"
+	"testing"
+)
+
+// BenchmarkPeerMemory1M reports the heap bytes one peer costs in a
+// realistic population: 1,000,000 peers of 100,000 users over 100,000
+// torrents whose popularity follows Zipf's law (s = 1: the largest swarm
+// has ~83,000 peers, half of the torrents fewer than 5), 60% seeders, IPv4.
+// The users and torrents are loaded first and the ledger is drained before
+// measuring, so the figure is what the peers add: records, indexes,
+// per-user counts, slice growth and per-swarm structures they cause.
+func BenchmarkPeerMemory1M(b *testing.B) {
+	const (
+		nUsers    = 100_000
+		nTorrents = 100_000
+		nPeers    = 1_000_000
+	)
+	for b.Loop() {
+		tr, _ := newTest(b, nil)
+		for uid := uint32(1); uid <= nUsers; uid++ {
+			tr.UpsertUser(user(uid))
+		}
+		hashes := make([]InfoHash, nTorrents)
+		for i := range hashes {
+			hashes[i] = hashN(i)
+			tr.UpsertTorrent(torrent(uint32(i+1), hashes[i], t0))
+		}
+		cdf := make([]float64, nTorrents)
+		sum := 0.0
+		for i := range cdf {
+			sum += 1 / float64(i+1)
+			cdf[i] = sum
+		}
+		r := rand.New(rand.NewPCG(1, 2))
+		pick := func() int { return min(sort.SearchFloat64s(cdf, r.Float64()*sum), nTorrents-1) }
+		a := &Announce{NumWant: 0}
+		var out AnnounceResult
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for i := range nPeers {
+			uid := uint32(1 + r.IntN(nUsers))
+			ih := hashes[pick()]
+			a.InfoHash, a.PeerID, a.Addr, a.Port = ih, peerN(i), addr4(i), uint16(1024+i%60000)
+			a.Passkey = pk(uid, ih)
+			a.Left = 0
+			if r.Float64() >= 0.6 {
+				a.Left = 1 << 30
+			}
+			tr.Announce(a, &out)
+			if out.Failure != "" {
+				b.Fatal(out.Failure)
+			}
+		}
+		tr.Drain() // the pending write-back is not peer memory
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if st := tr.Stats(); st.Peers < nPeers*99/100 {
+			b.Fatalf("%d peers", st.Peers)
+		}
+		b.ReportMetric(math.Round(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/nPeers*10)/10, "bytes/peer")
+		runtime.KeepAlive(tr)
+	}
+}
