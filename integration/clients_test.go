@@ -53,6 +53,7 @@ func TestClients(t *testing.T) {
 		{kindLibtorrent, kindAria2},
 		{kindAria2, kindTransmission},
 		{kindTransmission, kindLibtorrent},
+		{kindLibtorrent, kindTransmission},
 	}
 	t.Run("pairs", func(t *testing.T) {
 		for _, p := range pairs {

@@ -96,7 +96,7 @@ func (t *Tracker) announce(c *config, sh *torrentShard, a *Announce, now int64, 
 // peer upsert, the ledger and the response.
 func (t *Tracker) update(c *config, s *swarm, a *Announce, u *User, uid uint32, now int64, out *AnnounceResult) string {
 	key := peerKey{uid, a.PeerID}
-	sl, found := s.index[key]
+	sl, found := s.lookup(key)
 	leech := a.Left > 0
 	stopped := a.Event == EventStopped
 
@@ -109,7 +109,7 @@ func (t *Tracker) update(c *config, s *swarm, a *Announce, u *User, uid uint32, 
 			return ErrWaitTime
 		}
 		if !found && !stopped {
-			n := s.users[uid].leeching
+			n := s.userCount(uid).leeching
 			if u.PeersLimit > 0 && int(n) >= u.PeersLimit {
 				return ErrPeersLimitReached
 			}
@@ -150,7 +150,7 @@ func (t *Tracker) update(c *config, s *swarm, a *Announce, u *User, uid uint32, 
 			wasLeech := p.left > 0
 			p.uploaded, p.downloaded, p.left = a.Uploaded, a.Downloaded, a.Left
 			p.lastSeen = uint32(now)
-			p.setAddr(a.Addr, a.Port)
+			s.setAddr(p, a.Addr, a.Port)
 			if wasLeech != leech {
 				sl = s.move(sl)
 				if s.userMove(uid, leech) {
@@ -168,7 +168,7 @@ func (t *Tracker) update(c *config, s *swarm, a *Announce, u *User, uid uint32, 
 			uploaded: a.Uploaded, downloaded: a.Downloaded, left: a.Left,
 			uid: uid, lastSeen: uint32(now), id: a.PeerID,
 		}
-		p.setAddr(a.Addr, a.Port)
+		s.setAddr(&p, a.Addr, a.Port)
 		if a.Event == EventCompleted {
 			p.flags |= flagCounted
 			complete = 1

@@ -175,7 +175,7 @@ func TestConcurrentAnnounces(t *testing.T) {
 			for _, p := range peers[g] {
 				s := swarmOf(tr, p.ih)
 				s.mu.Lock()
-				sl, ok := s.index[peerKey{p.uid, p.id}]
+				sl, ok := s.lookup(peerKey{p.uid, p.id})
 				var got peer
 				if ok {
 					got = *s.at(sl)

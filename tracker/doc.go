@@ -5,6 +5,7 @@
 //
 // It knows nothing of SQL or of any wire protocol. The sync package feeds it
 // users, torrents and settings through plain methods and drains its ledger;
-// frontends (tracker/httpfront, later UDP) parse requests into Announce and
-// ScrapeRequest values and encode AnnounceResult and ScrapeResult.
+// frontends (tracker/httpfront, tracker/udpfront) parse requests into
+// Announce and ScrapeRequest values and encode AnnounceResult and
+// ScrapeResult.
 package tracker

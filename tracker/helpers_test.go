@@ -149,8 +149,8 @@ func checkInvariants(tb testing.TB, tr *Tracker) {
 			if s.ih != ih {
 				tb.Errorf("swarm keyed %x holds %x", ih[:4], s.ih[:4])
 			}
-			if len(s.index) != s.len() {
-				tb.Errorf("swarm %x: index has %d entries, slices %d+%d", ih[:4], len(s.index), len(s.seeders), len(s.leechers))
+			if n := s.indexLen(); n != s.len() {
+				tb.Errorf("swarm %x: index has %d entries, slices %d+%d", ih[:4], n, len(s.seeders), len(s.leechers))
 			}
 			users := map[uint32]userPeers{}
 			for _, seeder := range []bool{true, false} {
@@ -162,7 +162,7 @@ func checkInvariants(tb testing.TB, tr *Tracker) {
 					if seeder {
 						sl |= seederBit
 					}
-					if got, ok := s.index[peerKey{p.uid, p.id}]; !ok || got != sl {
+					if got, ok := s.lookup(peerKey{p.uid, p.id}); !ok || got != sl {
 						tb.Errorf("swarm %x: index of peer %d = %v,%v, want %v", ih[:4], i, got, ok, sl)
 					}
 					if p.uid != 0 {
@@ -175,12 +175,12 @@ func checkInvariants(tb testing.TB, tr *Tracker) {
 					}
 				}
 			}
-			if len(users) != len(s.users) {
-				tb.Errorf("swarm %x: users map %v, recount %v", ih[:4], s.users, users)
+			if n := s.userLen(); n != len(users) {
+				tb.Errorf("swarm %x: %d users counted, recount %v", ih[:4], n, users)
 			}
 			for uid, c := range users {
-				if s.users[uid] != c {
-					tb.Errorf("swarm %x uid %d: counts %+v, recount %+v", ih[:4], uid, s.users[uid], c)
+				if got := s.userCount(uid); got != c {
+					tb.Errorf("swarm %x uid %d: counts %+v, recount %+v", ih[:4], uid, got, c)
 				}
 				if c.leeching > 0 {
 					leechingTorrents[uid]++

@@ -58,7 +58,7 @@ func (s *swarm) sample(out *AnnounceResult, self slot, present, seeder bool, n i
 			p = &s.seeders[i-nl]
 		}
 		if p.flags&flagV6 != 0 {
-			out.Peers6 = append(out.Peers6, p.addr[:18]...)
+			out.Peers6 = s.appendCompact6(out.Peers6, p)
 			if wantID {
 				out.PeerIDs6 = append(out.PeerIDs6, p.id)
 			}

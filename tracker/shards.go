@@ -2,6 +2,7 @@ package tracker
 
 import (
 	"encoding/binary"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 )
@@ -30,7 +31,20 @@ type torrentShard struct {
 	scrapeFail   atomic.Uint64
 	expired      atomic.Uint64
 
-	_ [24]byte // pad to 128 bytes: no false sharing between neighbours
+	// seed keys the hash tables of this shard's large swarms (see
+	// bigIndex); drawn at random on first use.
+	seed atomic.Uint64
+
+	_ [16]byte // pad to 128 bytes: no false sharing between neighbours
+}
+
+// hashSeed returns the shard's random hash seed, drawing it on first use.
+func (sh *torrentShard) hashSeed() uint64 {
+	if v := sh.seed.Load(); v != 0 {
+		return v
+	}
+	sh.seed.CompareAndSwap(0, rand.Uint64()|1)
+	return sh.seed.Load()
 }
 
 // shardFor returns the shard holding ih. Info hashes are SHA-1 values, but a

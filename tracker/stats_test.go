@@ -86,8 +86,8 @@ func TestStatsAndCollector(t *testing.T) {
 // TestSizes pins the memory layout the design relies on: a compact peer
 // record and cache-line-padded shards.
 func TestSizes(t *testing.T) {
-	if s := unsafe.Sizeof(peer{}); s != 72 {
-		t.Errorf("peer is %d bytes, want 72", s)
+	if s := unsafe.Sizeof(peer{}); s != 64 {
+		t.Errorf("peer is %d bytes, want 64", s)
 	}
 	if s := unsafe.Sizeof(torrentShard{}); s != 128 {
 		t.Errorf("torrentShard is %d bytes, want 128", s)

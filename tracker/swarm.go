@@ -2,13 +2,15 @@ package tracker
 
 import (
 	"encoding/binary"
+	"math/bits"
 	"net/netip"
 	"sync"
 )
 
 // peer is one peer of a swarm, stored by value in a slice: no pointer per
-// peer (the garbage collector never scans peer memory) and 72 bytes each.
-// Field order puts the 8-byte fields first so that no padding is wasted.
+// peer (the garbage collector never scans peer memory) and 64 bytes each
+// (59 used). Field order puts the 8-byte fields first so that no padding is
+// wasted between fields.
 type peer struct {
 	uploaded   uint64
 	downloaded uint64
@@ -16,35 +18,84 @@ type peer struct {
 	uid        uint32 // 0 = anonymous
 	lastSeen   uint32 // unix seconds (good until 2106)
 	id         PeerID
-	// addr is the ready compact form: 4-byte IPv4 + 2-byte port in addr[:6],
-	// or 16-byte IPv6 + 2-byte port in addr[:18] (flagV6), so handing a peer
-	// out is a single copy.
-	addr  [18]byte
+	// addr is the ready compact IPv4 form, 4-byte address + 2-byte port,
+	// so handing a peer out is a single 6-byte copy. An IPv6 peer (flagV6)
+	// keeps its port in addr[4:6] and in addr[:4] the position of its
+	// address in the swarm's v6 table: IPv6 peers are the minority, and
+	// 12 more bytes in every record would cost more than the table.
+	addr  [6]byte
 	flags uint8
 }
 
 const (
-	flagV6      uint8 = 1 << iota // addr holds an IPv6 entry
+	flagV6      uint8 = 1 << iota // addr holds an IPv6 entry's port and v6 table position
 	flagCounted                   // this peer's completion was counted
 )
 
-func (p *peer) setAddr(a netip.Addr, port uint16) {
+func (p *peer) v6pos() uint32 { return binary.LittleEndian.Uint32(p.addr[:4]) }
+
+// setAddr stores a peer's address and port, keeping the v6 table in step.
+// p is a record of s or a new record about to be added to s.
+func (s *swarm) setAddr(p *peer, a netip.Addr, port uint16) {
 	a = a.Unmap()
 	if a.Is6() {
 		b := a.As16()
-		copy(p.addr[:16], b[:])
-		binary.BigEndian.PutUint16(p.addr[16:], port)
-		p.flags |= flagV6
+		if p.flags&flagV6 != 0 {
+			s.v6.addrs[p.v6pos()] = b
+		} else {
+			binary.LittleEndian.PutUint32(p.addr[:4], s.v6put(&b))
+			p.flags |= flagV6
+		}
+		binary.BigEndian.PutUint16(p.addr[4:], port)
 		return
+	}
+	if p.flags&flagV6 != 0 {
+		s.v6del(p.v6pos())
+		p.flags &^= flagV6
 	}
 	var b [4]byte
 	if a.Is4() {
 		b = a.As4()
 	} // an invalid address (never sent by a frontend) becomes 0.0.0.0
-	p.addr = [18]byte{}
 	copy(p.addr[:4], b[:])
 	binary.BigEndian.PutUint16(p.addr[4:], port)
-	p.flags &^= flagV6
+}
+
+// appendCompact6 appends p's 18-byte compact IPv6 entry (p has flagV6).
+func (s *swarm) appendCompact6(dst []byte, p *peer) []byte {
+	dst = append(dst, s.v6.addrs[p.v6pos()][:]...)
+	return append(dst, p.addr[4:6]...)
+}
+
+// v6table holds the IPv6 addresses of a swarm's IPv6 peers; free lists
+// the positions of removed ones for reuse.
+type v6table struct {
+	addrs [][16]byte
+	free  []uint32
+}
+
+func (s *swarm) v6put(a *[16]byte) uint32 {
+	if s.v6 == nil {
+		s.v6 = &v6table{}
+	}
+	t := s.v6
+	if n := len(t.free); n > 0 {
+		i := t.free[n-1]
+		t.free = t.free[:n-1]
+		t.addrs[i] = *a
+		return i
+	}
+	t.addrs = append(t.addrs, *a)
+	return uint32(len(t.addrs) - 1)
+}
+
+func (s *swarm) v6del(i uint32) {
+	t := s.v6
+	t.addrs[i] = [16]byte{}
+	t.free = append(t.free, i)
+	if len(t.free) == len(t.addrs) {
+		s.v6 = nil // no IPv6 peer left
+	}
 }
 
 // peerKey identifies a peer within a swarm. The uid is part of it so that a
@@ -71,6 +122,14 @@ type userPeers struct {
 	total, leeching int32
 }
 
+// smallSwarm is the peer count up to which a swarm has no index: finding a
+// peer or counting a user's peers scans the records (at most 2 KB, a few
+// dozen nanoseconds), and the swarm spends no memory on hash tables. Most
+// torrents of a private tracker have fewer peers than this. A swarm that
+// grows past it gets a bigIndex; one that shrinks below half of it (in
+// expiry) drops it again.
+const smallSwarm = 32
+
 // swarm is one torrent and its peers. mu guards every field except ih and
 // sh, which never change. Seeders and leechers live in two slices so that a
 // seeder's sample is drawn from the leechers alone and the counts are simply
@@ -81,24 +140,19 @@ type swarm struct {
 	fid       uint32
 	ctime     int64
 	completed uint64 // database count + completions seen since
-	peak      int    // largest peer count since index was last rebuilt
+	peak      int    // largest peer count since the last shrink
 
 	ih InfoHash
 	sh *torrentShard
 
 	seeders  []peer
 	leechers []peer
-	index    map[peerKey]slot
-	users    map[uint32]userPeers // uid != 0 only
+	big      *bigIndex // nil while the swarm is small (see smallSwarm)
+	v6       *v6table  // nil while the swarm has no IPv6 peer
 }
 
 func newSwarm(sh *torrentShard, ih *InfoHash, fid uint32, ctime int64, completed uint64) *swarm {
-	return &swarm{
-		fid: fid, ctime: ctime, completed: completed,
-		ih: *ih, sh: sh,
-		index: make(map[peerKey]slot),
-		users: make(map[uint32]userPeers),
-	}
+	return &swarm{fid: fid, ctime: ctime, completed: completed, ih: *ih, sh: sh}
 }
 
 func (s *swarm) len() int { return len(s.seeders) + len(s.leechers) }
@@ -120,6 +174,41 @@ func (s *swarm) count(seeder bool, d int64) {
 	}
 }
 
+// appendPeer appends p to l, growing it by a quarter (at least one record)
+// rather than append's doubling: most swarms are small and never grow
+// again, and a doubled slice would waste up to half its records' memory.
+// Growth stays geometric, so adding is amortised O(1).
+func appendPeer(l []peer, p *peer) []peer {
+	if len(l) == cap(l) {
+		n := make([]peer, len(l), len(l)+len(l)/4+1)
+		copy(n, l)
+		l = n
+	}
+	return append(l, *p)
+}
+
+// lookup finds the peer with key k.
+func (s *swarm) lookup(k peerKey) (slot, bool) {
+	if s.big != nil {
+		i, ok := s.big.find(s, &k)
+		if !ok {
+			return 0, false
+		}
+		return slot(s.big.peers[i]), true
+	}
+	for i := range s.leechers {
+		if p := &s.leechers[i]; p.uid == k.uid && p.id == k.id {
+			return slot(i), true
+		}
+	}
+	for i := range s.seeders {
+		if p := &s.seeders[i]; p.uid == k.uid && p.id == k.id {
+			return slot(i) | seederBit, true
+		}
+	}
+	return 0, false
+}
+
 // add appends p to the slice its left value calls for and indexes it.
 func (s *swarm) add(p *peer) slot {
 	seeder := p.left == 0
@@ -128,35 +217,50 @@ func (s *swarm) add(p *peer) slot {
 	if seeder {
 		sl |= seederBit
 	}
-	*l = append(*l, *p)
-	s.index[peerKey{p.uid, p.id}] = sl
+	*l = appendPeer(*l, p)
 	s.count(seeder, 1)
-	if n := s.len(); n == 1 {
+	n := s.len()
+	if n == 1 {
 		s.sh.withPeers.Add(1)
 	} else if n > s.peak {
 		s.peak = n
+	}
+	switch {
+	case s.big != nil:
+		s.big.insertPeer(s, p, sl)
+	case n > smallSwarm:
+		// The new peer's user count is added by userAdd, as for any peer.
+		s.big = buildIndex(s, sl)
 	}
 	return sl
 }
 
 // cut swap-deletes the entry at sl from its slice, re-indexing the entry
 // that moved into its place, without touching the index entry of the peer
-// removed (the caller deletes or rewrites it).
+// removed (the caller deletes or repoints it first).
 func (s *swarm) cut(sl slot) {
 	l := s.list(sl.seeder())
 	i, last := sl.pos(), len(*l)-1
 	if i != last {
 		(*l)[i] = (*l)[last]
-		m := &(*l)[i]
-		s.index[peerKey{m.uid, m.id}] = sl
+		if s.big != nil {
+			m := &(*l)[i]
+			s.big.repoint(s, m, sl)
+		}
 	}
+	(*l)[last] = peer{}
 	*l = (*l)[:last]
 }
 
 // del removes the peer at sl.
 func (s *swarm) del(sl slot) {
 	p := s.at(sl)
-	delete(s.index, peerKey{p.uid, p.id})
+	if p.flags&flagV6 != 0 {
+		s.v6del(p.v6pos())
+	}
+	if s.big != nil {
+		s.big.deletePeer(s, p)
+	}
 	s.cut(sl)
 	s.count(sl.seeder(), -1)
 	if s.len() == 0 {
@@ -167,91 +271,128 @@ func (s *swarm) del(sl slot) {
 // move moves the peer at sl to the other slice (after its left value
 // changed between zero and non-zero) and returns its new slot.
 func (s *swarm) move(sl slot) slot {
-	p := *s.at(sl)
-	s.cut(sl)
+	p := s.at(sl)
 	seeder := !sl.seeder()
 	l := s.list(seeder)
 	nsl := slot(len(*l))
 	if seeder {
 		nsl |= seederBit
 	}
-	*l = append(*l, p)
-	s.index[peerKey{p.uid, p.id}] = nsl
+	// Copy first, repoint the index at the copy, then cut the original:
+	// the index never holds a slot whose record is not the peer's.
+	*l = appendPeer(*l, p)
+	if s.big != nil {
+		s.big.repoint(s, &(*l)[nsl.pos()], nsl)
+	}
+	s.cut(sl)
 	s.count(sl.seeder(), -1)
 	s.count(seeder, 1)
 	return nsl
 }
 
-// userAdd counts a new peer of uid; first reports that uid now has its first
-// leeching peer here, i.e. this torrent became one of its leeching torrents.
+// userCount returns uid's peer counts here.
+func (s *swarm) userCount(uid uint32) userPeers {
+	if uid == 0 {
+		return userPeers{}
+	}
+	if s.big != nil {
+		return s.big.user(uid)
+	}
+	var c userPeers
+	for i := range s.leechers {
+		if s.leechers[i].uid == uid {
+			c.leeching++
+		}
+	}
+	c.total = c.leeching
+	for i := range s.seeders {
+		if s.seeders[i].uid == uid {
+			c.total++
+		}
+	}
+	return c
+}
+
+// userAdd counts a new peer of uid (already added); first reports that uid
+// now has its first leeching peer here, i.e. this torrent became one of its
+// leeching torrents.
 func (s *swarm) userAdd(uid uint32, leech bool) (first bool) {
 	if uid == 0 {
 		return false
 	}
-	c := s.users[uid]
-	c.total++
-	if leech {
-		c.leeching++
+	if s.big == nil {
+		return leech && s.userCount(uid).leeching == 1
 	}
-	s.users[uid] = c
+	c := s.big.addUser(uid, 1, b2i(leech))
 	return leech && c.leeching == 1
 }
 
-// userDel uncounts a removed peer of uid; last reports that uid's last
-// leeching peer here is gone, active whether uid still has any peer here.
+// userDel uncounts a removed peer of uid (already removed); last reports
+// that uid's last leeching peer here is gone, active whether uid still has
+// any peer here.
 func (s *swarm) userDel(uid uint32, leech bool) (last, active bool) {
 	if uid == 0 {
 		return false, false
 	}
-	c := s.users[uid]
-	c.total--
-	if leech {
-		c.leeching--
-	}
-	if c.total <= 0 {
-		delete(s.users, uid)
+	var c userPeers
+	if s.big == nil {
+		c = s.userCount(uid)
 	} else {
-		s.users[uid] = c
+		c = s.big.addUser(uid, -1, -b2i(leech))
 	}
 	return leech && c.leeching == 0, c.total > 0
 }
 
-// userMove records that one peer of uid turned leecher (toLeech) or seeder
-// and reports whether uid's leeching count crossed between 0 and 1.
+// userMove records that one peer of uid (already moved) turned leecher
+// (toLeech) or seeder and reports whether uid's leeching count crossed
+// between 0 and 1.
 func (s *swarm) userMove(uid uint32, toLeech bool) (crossed bool) {
 	if uid == 0 {
 		return false
 	}
-	c := s.users[uid]
-	if toLeech {
-		c.leeching++
-		crossed = c.leeching == 1
+	var c userPeers
+	if s.big == nil {
+		c = s.userCount(uid)
+	} else if toLeech {
+		c = s.big.addUser(uid, 0, 1)
 	} else {
-		c.leeching--
-		crossed = c.leeching == 0
+		c = s.big.addUser(uid, 0, -1)
 	}
-	s.users[uid] = c
-	return crossed
+	if toLeech {
+		return c.leeching == 1
+	}
+	return c.leeching == 0
+}
+
+func b2i(b bool) int32 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // active reports whether uid has at least one live peer here.
-func (s *swarm) active(uid uint32) bool { return s.users[uid].total > 0 }
+func (s *swarm) active(uid uint32) bool { return s.userCount(uid).total > 0 }
 
-// shrink gives memory back after a swarm lost most of its peers: Go slices
-// and maps never shrink by themselves, and a flash crowd would otherwise
-// pin its peak memory forever. Called from expiry, never from announce.
+// shrink gives memory back after a swarm lost most of its peers: slices
+// never shrink by themselves, and a flash crowd would otherwise pin its
+// peak memory forever. Called from expiry, never from announce.
 func (s *swarm) shrink() {
 	n := s.len()
 	if s.peak < 256 || n*4 > s.peak {
+		if s.big != nil && n <= smallSwarm/2 {
+			s.big = nil
+		}
 		return
 	}
 	s.seeders = shrinkPeers(s.seeders)
 	s.leechers = shrinkPeers(s.leechers)
-	idx := make(map[peerKey]slot, n)
-	for k, v := range s.index {
-		idx[k] = v
+	s.compactV6()
+	if n <= smallSwarm/2 {
+		s.big = nil
+	} else {
+		s.big = buildIndex(s, ^slot(0))
 	}
-	s.index = idx
 	s.peak = n
 }
 
@@ -259,7 +400,23 @@ func shrinkPeers(l []peer) []peer {
 	if cap(l) < 64 || len(l)*4 > cap(l) {
 		return l
 	}
-	return append(make([]peer, 0, len(l)*2), l...)
+	return append(make([]peer, 0, len(l)+len(l)/4+1), l...)
+}
+
+// compactV6 renumbers the v6 table densely (after many IPv6 peers left).
+func (s *swarm) compactV6() {
+	if s.v6 == nil || len(s.v6.free) < 64 || len(s.v6.free)*2 < len(s.v6.addrs) {
+		return
+	}
+	old := s.v6
+	s.v6 = nil
+	for _, l := range [][]peer{s.seeders, s.leechers} {
+		for i := range l {
+			if p := &l[i]; p.flags&flagV6 != 0 {
+				binary.LittleEndian.PutUint32(p.addr[:4], s.v6put(&old.addrs[p.v6pos()]))
+			}
+		}
+	}
 }
 
 // dropAll removes every peer (the torrent is being deleted), fixing the shard
@@ -270,14 +427,29 @@ func (t *Tracker) dropAll(s *swarm) {
 		s.sh.leechers.Add(-int64(len(s.leechers)))
 		s.sh.withPeers.Add(-1)
 	}
-	for uid, c := range s.users {
-		if c.leeching > 0 {
+	// Each user with a leeching peer here leeches one torrent less.
+	if s.big != nil {
+		for i := range s.big.users {
+			if e := &s.big.users[i]; e.uid != 0 && e.leeching > 0 {
+				t.users.addLeeching(e.uid, -1)
+			}
+		}
+	} else {
+	leechers:
+		for i := range s.leechers {
+			uid := s.leechers[i].uid
+			if uid == 0 {
+				continue
+			}
+			for j := range i {
+				if s.leechers[j].uid == uid {
+					continue leechers // counted already
+				}
+			}
 			t.users.addLeeching(uid, -1)
 		}
 	}
-	s.seeders, s.leechers = nil, nil
-	s.index = make(map[peerKey]slot)
-	s.users = make(map[uint32]userPeers)
+	s.seeders, s.leechers, s.big, s.v6 = nil, nil, nil, nil
 	s.peak = 0
 }
 
@@ -292,4 +464,247 @@ func (t *Tracker) removePeer(s *swarm, sl slot) (uid uint32, active bool) {
 		t.users.addLeeching(uid, -1)
 	}
 	return uid, active
+}
+
+// bigIndex is the index of a swarm with more than smallSwarm peers: two
+// open-addressing hash tables with linear probing, sized to powers of two
+// and kept at most 3/4 full, deleting by backward shift (no tombstones).
+//
+// peers maps (uid, peer_id) to a slot. An entry is the slot alone (4
+// bytes): the key is read from the record it points to, which is where the
+// key already lives. users maps a uid to its peer counts (12 bytes). The
+// hash is keyed with the shard's random seed, so clients cannot choose
+// peer_ids that collide.
+type bigIndex struct {
+	seed   uint64
+	peers  []uint32 // slot, or emptyEntry
+	npeers int
+	users  []userSlot // uid 0 = empty
+	nusers int
+}
+
+const emptyEntry = ^uint32(0)
+
+type userSlot struct {
+	uid uint32
+	userPeers
+}
+
+// buildIndex indexes every peer of s. The user counts skip the record at
+// skip (a peer add has just appended, which userAdd counts next).
+func buildIndex(s *swarm, skip slot) *bigIndex {
+	n := s.len()
+	b := &bigIndex{seed: s.sh.hashSeed()}
+	b.peers = make([]uint32, tableSize(n))
+	for i := range b.peers {
+		b.peers[i] = emptyEntry
+	}
+	b.users = make([]userSlot, tableSize(n/2))
+	for _, seeder := range [2]bool{false, true} {
+		l := *s.list(seeder)
+		for i := range l {
+			sl := slot(i)
+			if seeder {
+				sl |= seederBit
+			}
+			b.insertPeer(s, &l[i], sl)
+			if sl != skip && l[i].uid != 0 {
+				b.addUser(l[i].uid, 1, b2i(!seeder))
+			}
+		}
+	}
+	return b
+}
+
+// tableSize is the smallest power of two, at least 16, that holds n entries
+// at most 3/4 full.
+func tableSize(n int) int {
+	size := 16
+	for size*3 < n*4 {
+		size *= 2
+	}
+	return size
+}
+
+func mix(a, b uint64) uint64 {
+	hi, lo := bits.Mul64(a, b)
+	return hi ^ lo
+}
+
+// peerHash hashes a peer key (wyhash's construction over its 24 bytes).
+func peerHash(seed uint64, uid uint32, id *PeerID) uint64 {
+	const k0, k1, k2 = 0xa0761d6478bd642f, 0xe7037ed1a0b428db, 0x8ebc6af09c88c6e3
+	a := binary.LittleEndian.Uint64(id[0:8])
+	b := binary.LittleEndian.Uint64(id[8:16])
+	c := uint64(binary.LittleEndian.Uint32(id[16:20]))<<32 | uint64(uid)
+	h := mix(a^k0, b^seed)
+	h = mix(c^k1, h^k2)
+	return mix(h^k0, 24^k1)
+}
+
+func userHash(seed uint64, uid uint32) uint64 {
+	const k0, k1 = 0xa0761d6478bd642f, 0xe7037ed1a0b428db
+	return mix(uint64(uid)^seed^k0, k1)
+}
+
+// find returns the position of key k in b.peers, or where it would go.
+func (b *bigIndex) find(s *swarm, k *peerKey) (int, bool) {
+	mask := len(b.peers) - 1
+	i := int(peerHash(b.seed, k.uid, &k.id)) & mask
+	for {
+		e := b.peers[i]
+		if e == emptyEntry {
+			return i, false
+		}
+		if p := s.at(slot(e)); p.uid == k.uid && p.id == k.id {
+			return i, true
+		}
+		i = (i + 1) & mask
+	}
+}
+
+// insertPeer indexes p (not indexed yet) at sl.
+func (b *bigIndex) insertPeer(s *swarm, p *peer, sl slot) {
+	if (b.npeers+1)*4 > len(b.peers)*3 {
+		b.growPeers(s)
+	}
+	i, _ := b.find(s, &peerKey{p.uid, p.id})
+	b.peers[i] = uint32(sl)
+	b.npeers++
+}
+
+func (b *bigIndex) growPeers(s *swarm) {
+	old := b.peers
+	b.peers = make([]uint32, len(old)*2)
+	for i := range b.peers {
+		b.peers[i] = emptyEntry
+	}
+	mask := len(b.peers) - 1
+	for _, e := range old {
+		if e == emptyEntry {
+			continue
+		}
+		p := s.at(slot(e))
+		i := int(peerHash(b.seed, p.uid, &p.id)) & mask
+		for b.peers[i] != emptyEntry {
+			i = (i + 1) & mask
+		}
+		b.peers[i] = e
+	}
+}
+
+// repoint makes the entry of p (indexed, and now also a copy at sl) point
+// at sl.
+func (b *bigIndex) repoint(s *swarm, p *peer, sl slot) {
+	mask := len(b.peers) - 1
+	i := int(peerHash(b.seed, p.uid, &p.id)) & mask
+	for {
+		e := b.peers[i]
+		if e == emptyEntry {
+			panic("tracker: peer index lost an entry")
+		}
+		if q := s.at(slot(e)); q.uid == p.uid && q.id == p.id {
+			b.peers[i] = uint32(sl)
+			return
+		}
+		i = (i + 1) & mask
+	}
+}
+
+// deletePeer removes p's entry, shifting back the entries after it that
+// would otherwise no longer be found.
+func (b *bigIndex) deletePeer(s *swarm, p *peer) {
+	i, ok := b.find(s, &peerKey{p.uid, p.id})
+	if !ok {
+		panic("tracker: peer index lost an entry")
+	}
+	mask := len(b.peers) - 1
+	for j := (i + 1) & mask; ; j = (j + 1) & mask {
+		e := b.peers[j]
+		if e == emptyEntry {
+			break
+		}
+		q := s.at(slot(e))
+		home := int(peerHash(b.seed, q.uid, &q.id)) & mask
+		// Move e into the hole at i unless its home lies cyclically in (i, j].
+		if (j-home)&mask >= (j-i)&mask {
+			b.peers[i] = e
+			i = j
+		}
+	}
+	b.peers[i] = emptyEntry
+	b.npeers--
+}
+
+// user returns uid's counts.
+func (b *bigIndex) user(uid uint32) userPeers {
+	mask := len(b.users) - 1
+	for i := int(userHash(b.seed, uid)) & mask; ; i = (i + 1) & mask {
+		e := &b.users[i]
+		if e.uid == uid {
+			return e.userPeers
+		}
+		if e.uid == 0 {
+			return userPeers{}
+		}
+	}
+}
+
+// addUser adds to uid's counts and returns them; an entry whose total
+// drops to zero is deleted.
+func (b *bigIndex) addUser(uid uint32, total, leeching int32) userPeers {
+	if (b.nusers+1)*4 > len(b.users)*3 {
+		b.growUsers()
+	}
+	mask := len(b.users) - 1
+	i := int(userHash(b.seed, uid)) & mask
+	for b.users[i].uid != uid {
+		if b.users[i].uid == 0 {
+			b.users[i].uid = uid
+			b.nusers++
+			break
+		}
+		i = (i + 1) & mask
+	}
+	e := &b.users[i]
+	e.total += total
+	e.leeching += leeching
+	c := e.userPeers
+	if c.total <= 0 {
+		b.deleteUser(i)
+	}
+	return c
+}
+
+func (b *bigIndex) deleteUser(i int) {
+	mask := len(b.users) - 1
+	for j := (i + 1) & mask; ; j = (j + 1) & mask {
+		e := b.users[j]
+		if e.uid == 0 {
+			break
+		}
+		home := int(userHash(b.seed, e.uid)) & mask
+		if (j-home)&mask >= (j-i)&mask {
+			b.users[i] = e
+			i = j
+		}
+	}
+	b.users[i] = userSlot{}
+	b.nusers--
+}
+
+func (b *bigIndex) growUsers() {
+	old := b.users
+	b.users = make([]userSlot, len(old)*2)
+	mask := len(b.users) - 1
+	for _, e := range old {
+		if e.uid == 0 {
+			continue
+		}
+		i := int(userHash(b.seed, e.uid)) & mask
+		for b.users[i].uid != 0 {
+			i = (i + 1) & mask
+		}
+		b.users[i] = e
+	}
 }

@@ -121,7 +121,8 @@ def main():
         except queue.Empty:
             continue
         if cmd == "reannounce":
-            h.force_reannounce()
+            # The tracker's min interval is its announce_interval (1800 s).
+            h.force_reannounce(0, -1, lt.reannounce_flags_t.ignore_min_interval)
         elif cmd == "stop":
             st = h.status()
             ses.remove_torrent(h)

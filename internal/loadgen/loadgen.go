@@ -23,6 +23,7 @@ type Config struct {
 	Concurrency int           // workers, each with its own connection
 	Duration    time.Duration // stop after this long (0: only Requests)
 	Requests    int64         // stop after this many requests (0: only Duration)
+	Warmup      time.Duration // run this long first without counting (Duration and Requests count after it)
 	Rate        float64       // total requests per second; 0 = as fast as answers come
 	Peers       int           // simulated client sessions, spread over the workers
 	ScrapeRatio float64       // share of requests that are scrapes
@@ -69,10 +70,11 @@ func (c *Config) defaults() error {
 
 // run is the shared state of one Run.
 type run struct {
-	cfg   *Config
-	zipf  *Zipf
-	total Histogram
-	win   atomic.Pointer[Histogram] // the current second's latencies
+	cfg         *Config
+	zipf        *Zipf
+	measureFrom time.Time // requests sent before are warm-up, not counted
+	total       Histogram
+	win         atomic.Pointer[Histogram] // the current second's latencies
 
 	issued    atomic.Int64
 	done      atomic.Int64
@@ -113,19 +115,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	default:
 		rep.Mode = "http, new connection per request"
 	}
-	if cfg.PID != 0 {
-		rep.RSSBefore, _, _ = ReadRSS(cfg.PID)
-	}
-
 	if cfg.Duration > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, cfg.Duration)
+		ctx, cancel = context.WithTimeout(ctx, cfg.Warmup+cfg.Duration)
 		defer cancel()
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
 	start := time.Now()
+	r.measureFrom = start.Add(cfg.Warmup)
 	var wg sync.WaitGroup
 	per := cfg.Peers / cfg.Concurrency
 	for w := range cfg.Concurrency {
@@ -136,15 +135,28 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		wg.Go(func() { r.worker(ctx, cancel, w, n, start) })
 	}
 	progDone := make(chan struct{})
+	var cpu0, self0 time.Duration
 	go func() {
 		defer close(progDone)
-		r.progress(ctx, start)
+		if cfg.Warmup > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(cfg.Warmup):
+			}
+		}
+		if cfg.PID != 0 {
+			rep.RSSBefore, _, _ = ReadRSS(cfg.PID)
+			cpu0, _ = ReadCPU(cfg.PID)
+		}
+		self0 = selfCPU()
+		r.progress(ctx, r.measureFrom)
 	}()
 	wg.Wait()
 	cancel()
 	<-progDone
 
-	rep.Elapsed = time.Since(start)
+	rep.Elapsed = time.Since(r.measureFrom)
 	rep.Requests = r.done.Load()
 	rep.OK = r.okCount.Load()
 	rep.Errors = r.errCount.Load()
@@ -161,8 +173,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	rep.P50, rep.P90, rep.P99, rep.P999 = r.total.Quantile(0.5), r.total.Quantile(0.9), r.total.Quantile(0.99), r.total.Quantile(0.999)
 	rep.Max = r.total.Max()
+	if rep.Elapsed > 0 {
+		rep.SelfCPU = 100 * (selfCPU() - self0).Seconds() / rep.Elapsed.Seconds()
+	}
 	if cfg.PID != 0 {
 		rep.RSSAfter, rep.RSSPeak, _ = ReadRSS(cfg.PID)
+		if cpu1, err := ReadCPU(cfg.PID); err == nil && rep.Elapsed > 0 {
+			rep.TargetCPU = 100 * (cpu1 - cpu0).Seconds() / rep.Elapsed.Seconds()
+		}
 	}
 	return rep, nil
 }
@@ -174,7 +192,7 @@ func (r *run) progress(ctx context.Context, start time.Time) {
 		return
 	}
 	if r.cfg.Timeline != nil {
-		fmt.Fprintln(r.cfg.Timeline, "second,requests,errors,p50_us,p99_us,p999_us,max_us,rss_mb")
+		fmt.Fprintln(r.cfg.Timeline, "second,unix,requests,errors,p50_us,p99_us,p999_us,max_us,rss_mb")
 	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -202,7 +220,7 @@ func (r *run) progress(ctx context.Context, start time.Time) {
 				sec, done-lastDone, round(h.Quantile(0.5)), round(h.Quantile(0.99)), round(h.Max()), errs-lastErr, done, rss)
 		}
 		if r.cfg.Timeline != nil {
-			fmt.Fprintf(r.cfg.Timeline, "%d,%d,%d,%d,%d,%d,%d,%.1f\n", sec, done-lastDone, errs-lastErr,
+			fmt.Fprintf(r.cfg.Timeline, "%d,%.3f,%d,%d,%d,%d,%d,%d,%.1f\n", sec, float64(time.Now().UnixMilli())/1000, done-lastDone, errs-lastErr,
 				h.Quantile(0.5).Microseconds(), h.Quantile(0.99).Microseconds(), h.Quantile(0.999).Microseconds(), h.Max().Microseconds(), rssMB)
 		}
 		lastDone, lastErr = done, errs
@@ -250,8 +268,12 @@ func (r *run) worker(ctx context.Context, cancel context.CancelFunc, w, n int, s
 		next = start.Add(time.Duration(rng.Int64N(int64(interval) + 1))) // spread the workers' phases
 	}
 	filled := 0
+	warm := cfg.Warmup > 0
 	for ctx.Err() == nil {
-		if cfg.Requests > 0 && r.issued.Add(1) > cfg.Requests {
+		if warm && !time.Now().Before(r.measureFrom) {
+			warm = false
+		}
+		if !warm && cfg.Requests > 0 && r.issued.Add(1) > cfg.Requests {
 			cancel()
 			return
 		}
@@ -318,6 +340,9 @@ func (r *run) worker(ctx context.Context, cancel context.CancelFunc, w, n int, s
 			}
 		}
 		lat := time.Since(t0)
+		if warm {
+			continue
+		}
 		r.total.Record(lat)
 		r.win.Load().Record(lat)
 		r.done.Add(1)
@@ -378,6 +403,12 @@ type Report struct {
 	RSSBefore int64 `json:",omitempty"` // bytes
 	RSSAfter  int64 `json:",omitempty"`
 	RSSPeak   int64 `json:",omitempty"`
+
+	// CPU used during the run, in percent of one core: the target's (with
+	// PID) and the load generator's own. A side near 100% per core it may
+	// use is the bottleneck.
+	TargetCPU float64 `json:",omitempty"`
+	SelfCPU   float64
 }
 
 // WriteText writes the report for people.
@@ -406,6 +437,9 @@ func (rep *Report) WriteText(w io.Writer) {
 	if rep.PID != 0 {
 		fmt.Fprintf(w, "target RSS  pid %d: %.1f MB before, %.1f MB after (%+.1f MB), peak %.1f MB\n", rep.PID,
 			mb(rep.RSSBefore), mb(rep.RSSAfter), mb(rep.RSSAfter-rep.RSSBefore), mb(rep.RSSPeak))
+		fmt.Fprintf(w, "CPU         target %.0f%%, load generator %.0f%% (of one core)\n", rep.TargetCPU, rep.SelfCPU)
+	} else {
+		fmt.Fprintf(w, "CPU         load generator %.0f%% of one core\n", rep.SelfCPU)
 	}
 }
 

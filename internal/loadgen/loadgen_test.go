@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -329,6 +330,13 @@ func TestProcParsing(t *testing.T) {
 	if rss, _, err := ReadRSS(1); err != nil && rss != 0 {
 		t.Fatal(err)
 	}
+	cpu, err := parseStatCPU([]byte("4242 (xbt tracker) S 1 4242 4242 0 -1 4194560 2170 0 0 0 150 25 0 0 20 0 9 0 123 456"))
+	if err != nil || cpu != 1750*time.Millisecond {
+		t.Fatalf("%v %v", cpu, err)
+	}
+	if _, err := ReadCPU(os.Getpid()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestAppendUDPAnnounce(t *testing.T) {
@@ -465,5 +473,20 @@ func TestRunPacedAndFailures(t *testing.T) {
 	}
 	if rep.Errors != 20 || rep.ErrorKinds["connection refused"] != 20 {
 		t.Fatalf("%+v", rep.ErrorKinds)
+	}
+}
+
+func TestRunWarmup(t *testing.T) {
+	w := testWorld()
+	trk, httpAddr, _ := inProcess(t, w)
+	tg, _ := ResolveTarget(context.Background(), "http://"+httpAddr, false)
+	rep, err := Run(context.Background(), Config{Target: tg, World: w, KeepAlive: true, Concurrency: 2,
+		Warmup: 300 * time.Millisecond, Requests: 100, Peers: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := trk.Stats()
+	if rep.Requests != 100 || rep.OK != 100 || st.AnnouncesOK+st.ScrapesOK <= 100 || rep.Events["started"] == int64(st.AnnouncesOK) {
+		t.Fatalf("report %+v, tracker %+v: warm-up requests counted, or none sent", rep, st)
 	}
 }

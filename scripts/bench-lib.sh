@@ -1,0 +1,77 @@
+# Shared by scripts/bench-*.sh (sourced, not run). Measurements of
+# docs/BENCHMARKS.md: every script prints the commands it runs.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+BIN=${BIN:-bin/xbt-tracker}
+BASE_DSN=${XBT_BENCH_DSN:-root:@tcp(127.0.0.1:3306)/}
+PORT=${XBT_BENCH_PORT:-2710}
+# CPU pinning on a 2-core machine: the server on one core, the load
+# generator on the other, so they do not steal each other's time slices.
+SERVER_CPU=${XBT_BENCH_SERVER_CPU:-0}
+LOAD_CPU=${XBT_BENCH_LOAD_CPU:-1}
+OUT=${XBT_BENCH_OUT:-.bench}
+mkdir -p "$OUT"
+
+log() { echo "+ $*" >&2; }
+
+build() {
+  log go build -o "$BIN" ./cmd/xbt-tracker
+  go build -o "$BIN" ./cmd/xbt-tracker
+}
+
+dsn_for() { echo "${BASE_DSN%/}/$1"; }
+
+# start_serve DB [extra serve flags...]: starts serve pinned to SERVER_CPU,
+# waits until its port accepts connections, sets SERVE_PID.
+start_serve() {
+  local db=$1; shift
+  log taskset -c "$SERVER_CPU" "$BIN" serve --dsn "$(dsn_for "$db")" --listen-http "127.0.0.1:$PORT" --listen-udp "127.0.0.1:$PORT" --log-level warn "$@"
+  taskset -c "$SERVER_CPU" "$BIN" serve --dsn "$(dsn_for "$db")" --listen-http "127.0.0.1:$PORT" --listen-udp "127.0.0.1:$PORT" \
+    --log-level warn "$@" 2>"$OUT/serve.log" &
+  SERVE_PID=$!
+  for _ in $(seq 1 3000); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && return 0
+    kill -0 "$SERVE_PID" 2>/dev/null || { cat "$OUT/serve.log" >&2; return 1; }
+    sleep 0.02
+  done
+  echo "serve did not start" >&2; return 1
+}
+
+stop_serve() {
+  if [ -n "${SERVE_PID:-}" ]; then
+    kill -TERM "$SERVE_PID" 2>/dev/null || true
+    wait "$SERVE_PID" 2>/dev/null || true
+    SERVE_PID=
+  fi
+}
+
+start_nginx() {
+  local dir; dir=$(mktemp -d /tmp/xbt-bench-nginx.XXXXXX)
+  sed -e "s#DIR#$dir#g" -e "s#PORT#$PORT#g" scripts/bench-nginx.conf >"$dir/nginx.conf"
+  log taskset -c "$SERVER_CPU" nginx -c "$dir/nginx.conf"
+  taskset -c "$SERVER_CPU" nginx -c "$dir/nginx.conf" &
+  NGINX_PID=$!
+  for _ in $(seq 1 50); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "nginx did not start" >&2; return 1
+}
+
+stop_nginx() {
+  if [ -n "${NGINX_PID:-}" ]; then
+    kill -QUIT "$NGINX_PID" 2>/dev/null || true
+    wait "$NGINX_PID" 2>/dev/null || true
+    NGINX_PID=
+  fi
+}
+
+# bench ARGS...: the load generator pinned to LOAD_CPU.
+bench() {
+  log taskset -c "$LOAD_CPU" "$BIN" bench "$@"
+  taskset -c "$LOAD_CPU" "$BIN" bench "$@"
+}
+
+cleanup() { stop_serve; stop_nginx; }
+trap cleanup EXIT
