@@ -124,7 +124,7 @@ var (
 	clListenRE   = regexp.MustCompile(`"msg":"listening","http":"([^"]+)"`)
 )
 
-// stamp runs `xbt-tracker torrent stamp` for one user and returns the copy's
+// clStamp runs `xbt-tracker torrent stamp` for one user and returns the copy's
 // path and its passkey.
 func clStamp(t *testing.T, env []string, uid, base, src, dst string) (string, string) {
 	t.Helper()
@@ -354,8 +354,18 @@ func clWait(d time.Duration, ok func() bool) bool {
 	}
 }
 
-// tail is the end of a long output, for failure messages.
+// clTail is the end of a long output, for failure messages, without the
+// lt_driver's per-second stats lines but the last.
 func clTail(s string) string {
+	lines := strings.Split(s, "\n")
+	var keep []string
+	for i, l := range lines {
+		if strings.Contains(l, `"event": "stats"`) && i < len(lines)-2 {
+			continue
+		}
+		keep = append(keep, l)
+	}
+	s = strings.Join(keep, "\n")
 	const n = 6000
 	if len(s) > n {
 		return "...\n" + s[len(s)-n:]

@@ -18,5 +18,8 @@ bench --dsn "$(dsn_for "$DB")" --setup=false --target "http://127.0.0.1:$PORT" -
   --peers "$PEERS" --requests "$PEERS" --stop-ratio 0 --scrape-ratio 0 --numwant 0 --quiet --seed 2 | tee "$OUT/memory.txt"
 sleep 5 # let the runtime settle
 after=$(awk '/^VmRSS/ {print $2}' "/proc/$SERVE_PID/status")
-peers=$(curl -s "http://127.0.0.1:$PORT/metrics" | awk '$1 == "xbt_tracker_peers" {print $2}')
+metrics=$(curl -s "http://127.0.0.1:$PORT/metrics")
+peers=$(awk '$1 ~ /^xbt_tracker_peers\{/ {n += $2} END {print n}' <<<"$metrics")
+ledger=$(awk '$1 == "xbt_tracker_ledger_entries" {print $2}' <<<"$metrics")
+echo "peers $peers, ledger rows pending $ledger"
 echo "RSS before ${before} kB, after ${after} kB, peers ${peers}: $(awk -v a="$after" -v b="$before" -v p="$peers" 'BEGIN {printf "%.0f", (a-b)*1024/p}') bytes/peer"

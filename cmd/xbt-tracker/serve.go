@@ -177,17 +177,17 @@ func settings(cfg config.Config) tracker.Settings {
 	}
 }
 
-// listen opens every address or none: a port already taken is one clear
+// listenTCP opens every address or none: a port already taken is one clear
 // error, not a half-started tracker.
-func listen(network string, addrs []string) ([]net.Listener, error) {
+func listenTCP(addrs []string) ([]net.Listener, error) {
 	var lns []net.Listener
 	for _, a := range addrs {
-		ln, err := net.Listen(network, a)
+		ln, err := net.Listen(networkFor("tcp", a), a)
 		if err != nil {
 			for _, l := range lns {
 				l.Close()
 			}
-			return nil, fmt.Errorf("listen %s %s: %w (is another tracker running? change listen_port / listen_http)", network, a, err)
+			return nil, fmt.Errorf("listen tcp %s: %w (is another tracker running? change listen_port / listen_http)", a, err)
 		}
 		lns = append(lns, ln)
 	}

@@ -92,6 +92,13 @@ func (e *env) torrentStamp(c *cli.Context) error {
 		return errors.New("torrent stamp: give --output FILE (or --output - for standard output)")
 	}
 
+	// With -o - the copy is standard output's only content: the report
+	// lines go to standard error.
+	report := e.stdout
+	if out == "-" {
+		report = e.stderr
+	}
+
 	if c.Bool("private") && !mi.Private {
 		old := mi.InfoHash
 		if err := mi.makePrivate(); err != nil {
@@ -127,7 +134,7 @@ func (e *env) torrentStamp(c *cli.Context) error {
 		return errors.New("torrent stamp: --base and --pass-version need --uid")
 	}
 
-	fmt.Fprintf(e.stdout, "info_hash %x\n", mi.InfoHash)
+	fmt.Fprintf(report, "info_hash %x\n", mi.InfoHash)
 	if c.Bool("register") {
 		_, cfg, db, err := e.withDB(c)
 		if err != nil {
@@ -138,10 +145,10 @@ func (e *env) torrentStamp(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stdout, "fid %d\n", fid)
+		fmt.Fprintf(report, "fid %d\n", fid)
 	}
 	if announce != "" {
-		fmt.Fprintf(e.stdout, "announce %s\n", announce)
+		fmt.Fprintf(report, "announce %s\n", announce)
 	}
 	if out == "" {
 		return nil

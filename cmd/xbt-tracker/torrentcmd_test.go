@@ -168,13 +168,13 @@ func TestTorrentStampToStdout(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	i := strings.Index(out, "\nd8:announce")
-	if i < 0 {
-		t.Fatalf("no .torrent on stdout:\n%q", out)
-	}
+	// Standard output is the .torrent alone; the report goes to stderr.
 	var m map[string]any
-	if err := bencode.DecodeString(out[i+1:], &m); err != nil {
-		t.Fatal(err)
+	if err := bencode.DecodeString(out, &m); err != nil || !strings.HasPrefix(out, "d8:announce") || !strings.HasSuffix(out, "ee") {
+		t.Fatalf("stdout is not exactly a .torrent (%v):\n%q", err, out)
+	}
+	if !strings.HasPrefix(errOut, "info_hash b1aea9901236372c48087ce208d9957bcfef36a1\nannounce http://127.0.0.1:2710/00000001") {
+		t.Fatalf("stderr: %q", errOut)
 	}
 }
 
