@@ -53,6 +53,18 @@ func (e *env) withDB(c *cli.Context) (config.Sources, config.Config, *gosql.DB, 
 	return src, cfg, db, err
 }
 
+// withDBAction wraps an action that needs only the open database.
+func (e *env) withDBAction(act func(c *cli.Context, db *gosql.DB) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		_, _, db, err := e.withDB(c)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		return act(c, db)
+	}
+}
+
 // logger writes to stderr at the configured level: console encoding on a
 // terminal, JSON otherwise (and always JSON when stderr is not a file, as in
 // tests).

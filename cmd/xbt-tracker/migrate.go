@@ -1,6 +1,7 @@
 package main
 
 import (
+	gosql "database/sql"
 	"fmt"
 	"strconv"
 	"time"
@@ -57,12 +58,7 @@ func (e *env) migrateCommand() *cli.Command {
 				Name:  "down",
 				Usage: "roll back the latest migration, or every migration above --to",
 				Flags: append(dbFlags(), &cli.StringFlag{Name: "to", Usage: "roll back down to this version (0 = everything)"}),
-				Action: func(c *cli.Context) error {
-					_, _, db, err := e.withDB(c)
-					if err != nil {
-						return err
-					}
-					defer db.Close()
+				Action: e.withDBAction(func(c *cli.Context, db *gosql.DB) error {
 					if !c.IsSet("to") {
 						r, err := migrations.Down(c.Context, db)
 						if r != nil {
@@ -77,18 +73,13 @@ func (e *env) migrateCommand() *cli.Command {
 					res, err := migrations.DownTo(c.Context, db, to)
 					e.printResults(res)
 					return err
-				},
+				}),
 			},
 			{
 				Name:  "status",
 				Usage: "list every migration and whether it is applied",
 				Flags: dbFlags(),
-				Action: func(c *cli.Context) error {
-					_, _, db, err := e.withDB(c)
-					if err != nil {
-						return err
-					}
-					defer db.Close()
+				Action: e.withDBAction(func(c *cli.Context, db *gosql.DB) error {
 					st, err := migrations.Status(c.Context, db)
 					if err != nil {
 						return err
@@ -102,25 +93,20 @@ func (e *env) migrateCommand() *cli.Command {
 						fmt.Fprintf(e.stdout, "%-8d %-8s %-20s %s\n", s.Source.Version, s.State, at, s.Source.Path)
 					}
 					return nil
-				},
+				}),
 			},
 			{
 				Name:  "version",
 				Usage: "print the current schema version",
 				Flags: dbFlags(),
-				Action: func(c *cli.Context) error {
-					_, _, db, err := e.withDB(c)
-					if err != nil {
-						return err
-					}
-					defer db.Close()
+				Action: e.withDBAction(func(c *cli.Context, db *gosql.DB) error {
 					v, err := migrations.Version(c.Context, db)
 					if err != nil {
 						return err
 					}
 					fmt.Fprintln(e.stdout, v)
 					return nil
-				},
+				}),
 			},
 		},
 	}
