@@ -26,6 +26,7 @@ for mode in noflush flush; do
 done
 python3 - "$OUT" <<'PY'
 import csv, json, sys
+from datetime import datetime
 out = sys.argv[1]
 def rows(mode):
     return [r for r in csv.DictReader(open(f"{out}/flush-{mode}.csv"))][20:]  # skip the start (peers being added)
@@ -38,7 +39,10 @@ def flushes(mode):
             continue
         if e.get("msg") == "flushed statistics" and e.get("rows", 0) > 0:
             took = e["took"] if isinstance(e["took"], (int, float)) else 0
-            spans.append((e["ts"] if isinstance(e["ts"], float) else 0, took, e["rows"]))
+            ts = e["ts"]
+            if isinstance(ts, str):  # zap's JSON encoder writes ISO 8601
+                ts = datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+            spans.append((ts, took, e["rows"]))
     return spans
 def p(xs, q):
     xs = sorted(xs)

@@ -10,7 +10,7 @@ PORT=${XBT_BENCH_PORT:-2710}
 # generator on the other, so they do not steal each other's time slices.
 SERVER_CPU=${XBT_BENCH_SERVER_CPU:-0}
 LOAD_CPU=${XBT_BENCH_LOAD_CPU:-1}
-OUT=${XBT_BENCH_OUT:-.bench}
+OUT=${XBT_BENCH_OUT:-/tmp/xbt-bench}
 mkdir -p "$OUT"
 
 log() { echo "+ $*" >&2; }

@@ -40,63 +40,56 @@ func (e *env) userCommand() *cli.Command {
 				Name:  "show",
 				Usage: "print a user's settings and traffic totals (exit status 1 when there is no such user)",
 				Flags: append(dbFlags(), &cli.StringFlag{Name: "uid", Usage: "the user's uid", Required: true}),
-				Action: func(c *cli.Context) error {
-					uid, err := parseUID(c.String("uid"))
-					if err != nil {
-						return err
-					}
-					_, cfg, db, err := e.withDB(c)
-					if err != nil {
-						return err
-					}
-					defer db.Close()
-					schema, _, err := xsql.CheckSchema(c.Context, db, names(cfg))
-					if err != nil {
-						return err
-					}
+				Action: e.userAction(func(c *cli.Context, db *gosql.DB, schema xsql.Schema, uid uint32) error {
 					st, err := xsql.LookupUserStats(c.Context, db, schema, uid)
-					if errors.Is(err, gosql.ErrNoRows) {
-						return fmt.Errorf("no user with uid %d in %s", uid, schema.Users)
-					}
 					if err != nil {
 						return err
 					}
 					fmt.Fprintf(e.stdout, "uid %d\nuploaded %d\ndownloaded %d\ntorrent_pass_version %d\ncan_leech %t\nwait_time %d\npeers_limit %d\ntorrents_limit %d\n",
 						st.UID, st.Uploaded, st.Downloaded, st.TorrentPassVersion, st.CanLeech, st.WaitTime, st.PeersLimit, st.TorrentsLimit)
 					return nil
-				},
+				}),
 			},
 			{
 				Name: "revoke",
 				Usage: "revoke every passkey a user was given (torrent_pass_version + 1, as a catalog does) and print the new version; " +
 					"the tracker refuses the old passkeys after its next reload (read_db_interval)",
 				Flags: append(dbFlags(), &cli.StringFlag{Name: "uid", Usage: "the user's uid", Required: true}),
-				Action: func(c *cli.Context) error {
-					uid, err := parseUID(c.String("uid"))
-					if err != nil {
-						return err
-					}
-					_, cfg, db, err := e.withDB(c)
-					if err != nil {
-						return err
-					}
-					defer db.Close()
-					schema, _, err := xsql.CheckSchema(c.Context, db, names(cfg))
-					if err != nil {
-						return err
-					}
+				Action: e.userAction(func(c *cli.Context, db *gosql.DB, schema xsql.Schema, uid uint32) error {
 					v, err := xsql.RevokeUser(c.Context, db, schema, uid)
-					if errors.Is(err, gosql.ErrNoRows) {
-						return fmt.Errorf("no user with uid %d in %s", uid, schema.Users)
-					}
 					if err != nil {
 						return err
 					}
 					fmt.Fprintln(e.stdout, v)
 					return nil
-				},
+				}),
 			},
 		},
+	}
+}
+
+// userAction wraps an action on one existing user (--uid): the database is
+// open, the schema checked, and a missing user is one clear error.
+func (e *env) userAction(act func(c *cli.Context, db *gosql.DB, schema xsql.Schema, uid uint32) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		uid, err := parseUID(c.String("uid"))
+		if err != nil {
+			return err
+		}
+		_, cfg, db, err := e.withDB(c)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		schema, _, err := xsql.CheckSchema(c.Context, db, names(cfg))
+		if err != nil {
+			return err
+		}
+		err = act(c, db, schema, uid)
+		if errors.Is(err, gosql.ErrNoRows) {
+			return fmt.Errorf("no user with uid %d in %s", uid, schema.Users)
+		}
+		return err
 	}
 }
 
