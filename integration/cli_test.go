@@ -89,7 +89,14 @@ type trackerProc struct {
 // startServe starts serve and waits until it logs that it is listening.
 func startServe(t *testing.T, env []string, args ...string) *trackerProc {
 	t.Helper()
-	cmd := exec.Command(binary, append([]string{"serve", "--listen-udp", "off"}, args...)...)
+	return startServeArgs(t, env, append([]string{"--listen-udp", "off"}, args...))
+}
+
+// startServeArgs starts `serve args...` and waits until it logs that it
+// listens on HTTP.
+func startServeArgs(t *testing.T, env []string, args []string) *trackerProc {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{"serve"}, args...)...)
 	cmd.Env = append(cleanEnv(), env...)
 	pipe, err := cmd.StderrPipe()
 	if err != nil {

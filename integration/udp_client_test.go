@@ -2,7 +2,6 @@ package integration
 
 import (
 	"net"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -134,26 +133,10 @@ func freeUDPAddr(t *testing.T) string {
 // startServeUDP is startServe with the UDP listener the arguments give.
 func startServeUDP(t *testing.T, env []string, args ...string) *trackerProc {
 	t.Helper()
-	cmd := exec.Command(binary, append([]string{"serve"}, args...)...)
-	cmd.Env = append(cleanEnv(), env...)
-	pipe, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &trackerProc{cmd: cmd, stderr: newLineBuffer(pipe), done: make(chan error, 1)}
-	go func() { p.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	if !p.stderr.waitFor(`"udp":"`, 30*time.Second) || !p.stderr.waitFor(`"http":"`, 5*time.Second) {
-		_ = cmd.Process.Kill()
-		t.Fatalf("serve did not start listening on UDP and HTTP; stderr:\n%s", p.stderr.String())
+	p := startServeArgs(t, env, args)
+	if !p.stderr.waitFor(`"udp":"`, 30*time.Second) {
+		_ = p.cmd.Process.Kill()
+		t.Fatalf("serve did not start listening on UDP; stderr:\n%s", p.stderr.String())
 	}
 	return p
 }

@@ -211,7 +211,7 @@ func (w *Writer) Write(ctx context.Context, b *tracker.Batch) (unwritten *tracke
 			return orEmpty(b), fmt.Errorf("write: settle earlier chunk (%d rows) first: %w: %w", w.doubt.rows.Len(), ErrCommitUnknown, err)
 		}
 		if !committed {
-			b = mergeBatches(w.doubt.rows, b)
+			b = tracker.MergeBatches(w.doubt.rows, b)
 		}
 		w.doubt = nil
 	}

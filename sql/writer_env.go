@@ -9,8 +9,6 @@ import (
 	"time"
 
 	sq "github.com/Masterminds/squirrel"
-
-	"github.com/xbt-tracker/xbt-tracker/tracker"
 )
 
 // writersTable is the commit marker table (migration 00003). It belongs to
@@ -207,45 +205,4 @@ func (w *Writer) settleOnce(ctx context.Context, q string, args []any, seq uint6
 		return false, err
 	}
 	return got >= seq, nil
-}
-
-// mergeBatches returns older and newer combined as if newer had been
-// recorded after older: summed fields add, overwritten fields and NewFiles
-// take newer's value where it has the key, log entries keep their order.
-func mergeBatches(older, newer *tracker.Batch) *tracker.Batch {
-	out := &tracker.Batch{
-		Users:     make(map[uint32]tracker.UserDelta, len(older.Users)),
-		Files:     make(map[uint32]tracker.FileDelta, len(older.Files)),
-		FileUsers: make(map[tracker.FileUserKey]tracker.FileUserDelta, len(older.FileUsers)),
-		NewFiles:  make(map[tracker.InfoHash]int64, len(older.NewFiles)),
-	}
-	for _, b := range []*tracker.Batch{older, newer} {
-		if b == nil {
-			continue
-		}
-		for k, d := range b.Users {
-			o := out.Users[k]
-			o.Uploaded += d.Uploaded
-			o.Downloaded += d.Downloaded
-			out.Users[k] = o
-		}
-		for k, d := range b.Files {
-			d.Completed += out.Files[k].Completed
-			out.Files[k] = d
-		}
-		for k, d := range b.FileUsers {
-			o := out.FileUsers[k]
-			d.Announced += o.Announced
-			d.Completed += o.Completed
-			d.Uploaded += o.Uploaded
-			d.Downloaded += o.Downloaded
-			out.FileUsers[k] = d
-		}
-		for k, v := range b.NewFiles {
-			out.NewFiles[k] = v
-		}
-		out.AnnounceLog = append(out.AnnounceLog, b.AnnounceLog...)
-		out.ScrapeLog = append(out.ScrapeLog, b.ScrapeLog...)
-	}
-	return out
 }

@@ -631,7 +631,7 @@ func TestWriterCommitLostSettledLater(t *testing.T) {
 			}
 			// Back: the held chunk is settled first.
 			w.commit, w.settleHook = nil, nil
-			next := mergeBatches(un, again)
+			next := tracker.MergeBatches(un, again)
 			if un3, err := w.Write(ctx, next); err != nil || un3 != nil {
 				t.Fatalf("Write: %v %+v", err, un3)
 			}

@@ -87,6 +87,24 @@ func newBatch(nu, nf, nfu int) *Batch {
 	}
 }
 
+// MergeBatches returns older and newer combined as if newer had been
+// recorded after older: summed fields add, overwritten fields and NewFiles
+// take newer's value where it has the key, log entries keep their order.
+// Neither argument is changed; either may be nil.
+func MergeBatches(older, newer *Batch) *Batch {
+	var o Batch
+	if older != nil {
+		o = *older
+	}
+	out := newBatch(len(o.Users), len(o.Files), len(o.FileUsers))
+	for _, b := range []*Batch{older, newer} {
+		if b != nil {
+			out.mergeNewer(b)
+		}
+	}
+	return out
+}
+
 // mergeNewer folds n, which is newer than b, into b: summed fields add,
 // overwritten fields take n's value.
 func (b *Batch) mergeNewer(n *Batch) {
