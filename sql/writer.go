@@ -191,7 +191,8 @@ func (w *Writer) InDoubt() int {
 //
 // A chunk already sent is not interrupted by ctx between its statement and
 // COMMIT (interrupting a COMMIT is what makes its outcome unknown); ctx is
-// checked before each chunk and while waiting to retry.
+// checked before each chunk, while waiting to retry and during the pause
+// between chunks that WithChunkPause asks for.
 //
 // Deltas for users or files the catalog has deleted are dropped (UPDATE ...
 // JOIN never creates rows; counted in Stats). Announce/scrape log entries
@@ -217,10 +218,16 @@ func (w *Writer) Write(ctx context.Context, b *tracker.Batch) (unwritten *tracke
 	}
 
 	parts := w.plan(b)
+	gap := chunkPause(ctx)
+	first := true
 	for pi, p := range parts {
 		per := w.chunkRows(p)
 		for lo := 0; lo < p.len(); lo += per {
 			hi := min(lo+per, p.len())
+			if !first {
+				pause(ctx, gap)
+			}
+			first = false
 			if err := ctx.Err(); err != nil {
 				return remainder(parts, pi, lo), fmt.Errorf("write %s: %w", p.table(), err)
 			}
@@ -254,6 +261,38 @@ func (w *Writer) Write(ctx context.Context, b *tracker.Batch) (unwritten *tracke
 		}
 	}
 	return nil, nil
+}
+
+// chunkPauseKey carries WithChunkPause's pause in a context.
+type chunkPauseKey struct{}
+
+// WithChunkPause returns a context under which Write sleeps d between two
+// chunks (not before the first, not after the last). A periodic flush uses it
+// to yield the CPU: the tracker usually runs on few cores and the database's
+// work for one chunk competes with the announces for them, so spreading the
+// chunks out keeps announce latency down while a large batch is written. The
+// pause is cut short when ctx ends (Write then returns the rest as
+// unwritten, as for any cancellation). d <= 0 means no pause.
+func WithChunkPause(ctx context.Context, d time.Duration) context.Context {
+	return context.WithValue(ctx, chunkPauseKey{}, d)
+}
+
+func chunkPause(ctx context.Context) time.Duration {
+	d, _ := ctx.Value(chunkPauseKey{}).(time.Duration)
+	return d
+}
+
+// pause sleeps d unless ctx ends first.
+func pause(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
 }
 
 // orEmpty returns b, or an empty Batch for a nil b (so that a non-nil error

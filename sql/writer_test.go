@@ -691,6 +691,51 @@ func TestWriterContextDone(t *testing.T) {
 	}
 }
 
+// WithChunkPause spaces the chunks out; a cancellation during a pause ends
+// the Write with exactly the chunks not yet written as unwritten.
+func TestWriterChunkPause(t *testing.T) {
+	db, s, _ := writerDB(t, "")
+	seedUsers(t, db, 1, 2, 3)
+	w := NewWriter(db, s, WriterOptions{MaxRowsPerStatement: 1})
+	var commits []time.Time
+	w.beforeCommit = func(string, []any) error { commits = append(commits, time.Now()); return nil }
+	b := newBatch()
+	for u := uint32(1); u <= 3; u++ {
+		b.Users[u] = tracker.UserDelta{Uploaded: 1}
+	}
+	const gap = 50 * time.Millisecond
+	if un, err := w.Write(WithChunkPause(context.Background(), gap), b); err != nil || un != nil {
+		t.Fatalf("write: %v %+v", err, un)
+	}
+	if len(commits) != 3 {
+		t.Fatalf("%d chunks, want 3", len(commits))
+	}
+	for i := 1; i < len(commits); i++ {
+		if d := commits[i].Sub(commits[i-1]); d < gap {
+			t.Fatalf("chunks %d and %d %v apart, want >= %v", i-1, i, d, gap)
+		}
+	}
+
+	// Cancelled during the pause after the first chunk.
+	ctx, cancel := context.WithCancel(context.Background())
+	w.beforeCommit = func(string, []any) error { time.AfterFunc(10*time.Millisecond, cancel); return nil }
+	b = newBatch()
+	for u := uint32(1); u <= 3; u++ {
+		b.Users[u] = tracker.UserDelta{Uploaded: 1}
+	}
+	start := time.Now()
+	un, err := w.Write(WithChunkPause(ctx, time.Hour), b)
+	if !errors.Is(err, context.Canceled) || un == nil || len(un.Users) != 2 {
+		t.Fatalf("err %v unwritten %+v: want the 2 rows after the first chunk", err, un)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("cancelled write took %v: the pause did not end with ctx", d)
+	}
+	if n := count(t, db, "SELECT COUNT(*) FROM xbt_users WHERE uploaded = 2"); n != 1 {
+		t.Fatalf("%d users written twice, want 1", n)
+	}
+}
+
 func TestWriterLogs(t *testing.T) {
 	ctx := context.Background()
 	db, s, _ := writerDB(t, "")

@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
+	xsql "github.com/xbt-tracker/xbt-tracker/sql"
 	"github.com/xbt-tracker/xbt-tracker/tracker"
 )
 
@@ -19,7 +20,36 @@ import (
 // The first failure of a streak is logged as a warning with the error and
 // the rows pending; later ones at debug level; the recovery at info level.
 // A successful flush logs one summary line at debug level.
-func (s *Syncer) Flush(ctx context.Context) error {
+//
+// Flush writes the chunks back to back; Run's periodic flush paces them
+// (flushPause) so the database does not compete with the announces for the
+// CPU in one long burst.
+func (s *Syncer) Flush(ctx context.Context) error { return s.flush(ctx, false) }
+
+// Pacing of the periodic flush (see flushPause).
+const (
+	// flushChunkPause is the pause between two chunks of a periodic flush.
+	// A chunk of 1,000 rows takes the database 20-30 ms; pausing about as
+	// long halves the time the database competes with the announces for
+	// the CPU (docs/BENCHMARKS.md, "Latency during a flush").
+	flushChunkPause = 25 * time.Millisecond
+	// flushPauseShare is the share of WriteInterval the pauses of one flush
+	// may add up to, so that a paced flush still ends well before the
+	// next one is due.
+	flushPauseShare = 3
+)
+
+// flushPause is the pause between chunks for a periodic flush of n rows:
+// flushChunkPause, less when the pauses would add up to more than
+// WriteInterval/flushPauseShare.
+func (s *Syncer) flushPause(n int) time.Duration {
+	chunks := n/xsql.DefaultMaxRowsPerStatement + 1
+	return min(flushChunkPause, s.o.WriteInterval/flushPauseShare/time.Duration(chunks))
+}
+
+// flush is Flush; paced (the periodic flush, not Shutdown's) spreads the
+// chunks out with flushPause.
+func (s *Syncer) flush(ctx context.Context, paced bool) error {
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
 	b := s.trk.Drain()
@@ -31,7 +61,11 @@ func (s *Syncer) Flush(ctx context.Context) error {
 		return nil
 	}
 	start := time.Now()
-	unwritten, err := s.w.Write(ctx, b)
+	wctx := ctx
+	if paced {
+		wctx = xsql.WithChunkPause(ctx, s.flushPause(n))
+	}
+	unwritten, err := s.w.Write(wctx, b)
 	took := time.Since(start)
 	s.m.flushDuration.Observe(took.Seconds())
 	if err != nil {

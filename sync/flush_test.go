@@ -276,3 +276,19 @@ func TestFlushInterruptedIsNotAnOutage(t *testing.T) {
 		t.Fatalf("%d info lines (a recovery from an interruption?)", n)
 	}
 }
+
+func TestFlushPause(t *testing.T) {
+	s := &Syncer{o: Options{WriteInterval: 15 * time.Second}}
+	for _, c := range []struct {
+		rows int
+		want time.Duration
+	}{
+		{0, flushChunkPause},
+		{150_000, flushChunkPause},          // 151 pauses of 25ms: 3.8s < 5s
+		{1_000_000, 5 * time.Second / 1001}, // capped at WriteInterval/3 in all
+	} {
+		if got := s.flushPause(c.rows); got != c.want {
+			t.Errorf("flushPause(%d) = %v, want %v", c.rows, got, c.want)
+		}
+	}
+}

@@ -197,7 +197,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 	every(s.o.WriteInterval, func(ctx context.Context) {
 		ctx, cancel := context.WithTimeout(ctx, s.o.FlushTimeout)
 		defer cancel()
-		_ = s.Flush(ctx) // logged and counted by Flush
+		_ = s.flush(ctx, true) // paced; logged and counted by flush
 	})
 	every(min(s.o.WriteInterval, 10*time.Second), func(context.Context) { s.checkBound(time.Now()) })
 	every(s.o.ReadDBInterval, func(ctx context.Context) {
