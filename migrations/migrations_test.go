@@ -47,7 +47,15 @@ func columns(t *testing.T, db *sql.DB, table string) map[string]column {
 
 func tables(t *testing.T, db *sql.DB) []string {
 	t.Helper()
-	rows, err := db.Query(`SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()`)
+	out := queryStrings(t, db, `SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()`)
+	sort.Strings(out)
+	return out
+}
+
+// queryStrings returns the first column of every row of q.
+func queryStrings(t *testing.T, db *sql.DB, q string) []string {
+	t.Helper()
+	rows, err := db.Query(q)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +68,9 @@ func tables(t *testing.T, db *sql.DB) []string {
 		}
 		out = append(out, n)
 	}
-	sort.Strings(out)
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
 	return out
 }
 
