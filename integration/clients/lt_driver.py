@@ -62,11 +62,27 @@ def main():
         "allow_multiple_connections_per_ip": True,
         "stop_tracker_timeout": 10,
         "alert_mask": lt.alert.category_t.status_notification
+        | lt.alert.category_t.port_mapping_notification
         | lt.alert.category_t.error_notification
         | lt.alert.category_t.tracker_notification,
     }
     # flags=0: no default plugins (ut_pex, ut_metadata, smart_ban).
     ses = lt.session(settings, 0)
+    # Wait for the UDP side of the listen socket before adding the torrent:
+    # libtorrent 2.0 announces once per listen socket known when the torrent
+    # starts, so a torrent added first may never announce to a UDP tracker
+    # (seen here in about one run in four), not even on force_reannounce.
+    deadline = time.time() + 10
+    udp_ready = False
+    while not udp_ready and time.time() < deadline:
+        ses.wait_for_alert(200)
+        for a in ses.pop_alerts():
+            if isinstance(a, lt.listen_succeeded_alert):
+                emit(event="listening", text=a.message())
+                udp_ready = udp_ready or "[TCP]" not in a.message()
+            elif isinstance(a, lt.listen_failed_alert):
+                emit(event="error", text=a.message())
+
     ti = lt.torrent_info(args.torrent)
     h = ses.add_torrent({"ti": ti, "save_path": args.save})
     emit(event="added", info_hash=str(ti.info_hash()))
@@ -105,6 +121,8 @@ def main():
                 emit(event="finished")
             elif isinstance(a, (lt.torrent_error_alert, lt.file_error_alert, lt.listen_failed_alert)):
                 emit(event="error", text=a.message())
+            elif isinstance(a, lt.listen_succeeded_alert):
+                emit(event="listening", text=a.message())
 
     last = 0.0
     while True:
