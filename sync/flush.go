@@ -97,6 +97,10 @@ func (s *Syncer) flush(ctx context.Context, paced bool) error {
 	}
 	s.log.Debug("flushed statistics", zap.Int("rows", n), zap.Duration("took", took))
 	s.flushOK(start)
+	if n >= ReleaseAfterRows && s.o.ReleaseMemory != nil {
+		b, unwritten = nil, nil // garbage now
+		s.o.ReleaseMemory()
+	}
 	return nil
 }
 

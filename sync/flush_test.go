@@ -292,3 +292,49 @@ func TestFlushPause(t *testing.T) {
 		}
 	}
 }
+
+// A flush of ReleaseAfterRows rows or more hands memory back; a small one
+// and a failed one do not.
+func TestFlushReleasesMemoryAfterALargeBatch(t *testing.T) {
+	var released atomic.Int32
+	const users, torrents = 100, 101 // 10,100 (fid, uid) rows
+	h := newHarness(t, users, torrents, Options{ReleaseMemory: func() { released.Add(1) }})
+	announceAll := func() {
+		id := 0
+		for uid := 1; uid <= users; uid++ {
+			for fid := 1; fid <= torrents; fid++ {
+				id++
+				c := &client{uid: uint32(uid), ih: hashOf(fid), id: id}
+				if f := c.announce(h.trk, 0, 0); f != "" {
+					t.Fatal(f)
+				}
+			}
+		}
+	}
+	announceAll()
+	if n := h.trk.LedgerLen(); n < ReleaseAfterRows {
+		t.Fatalf("%d rows pending, want at least %d", n, ReleaseAfterRows)
+	}
+	h.w.setFail(func(int) bool { return true })
+	if err := h.s.Flush(context.Background()); err == nil {
+		t.Fatal("flush succeeded with the writer failing")
+	}
+	if n := released.Load(); n != 0 {
+		t.Fatalf("released %d times after a failed flush", n)
+	}
+	h.w.setFail(nil)
+	if err := h.s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := released.Load(); n != 1 {
+		t.Fatalf("released %d times after a flush of %d+ rows, want 1", n, ReleaseAfterRows)
+	}
+	c := &client{uid: 1, ih: hashOf(1), id: 1}
+	c.announce(h.trk, 10, 0)
+	if err := h.s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := released.Load(); n != 1 {
+		t.Fatalf("released after a small flush (%d calls)", n)
+	}
+}

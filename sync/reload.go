@@ -31,6 +31,10 @@ func (s *Syncer) Load(ctx context.Context) error {
 		zap.Int("users", len(snap.Users)), zap.Int("torrents", len(snap.Torrents)),
 		zap.Int("deny_ranges", deny), zap.Duration("took", took))
 	s.setStatus(func(st *Status) { st.LastReload, st.ReloadErr = start, "" })
+	if snap.Full && s.o.ReleaseMemory != nil {
+		snap = nil // the old users and torrents are garbage now too
+		s.o.ReleaseMemory()
+	}
 	return nil
 }
 
@@ -67,6 +71,10 @@ func (s *Syncer) Reload(ctx context.Context) error {
 		zap.Int("torrents", len(snap.Torrents)), zap.Int("removed_torrents", len(snap.RemovedTorrents)),
 		zap.Int("deleted_fids", len(snap.DeletedFids)), zap.Int("deny_ranges", deny), zap.Duration("took", took))
 	s.setStatus(func(st *Status) { st.LastReload, st.ReloadErr = start, "" })
+	if snap.Full && s.o.ReleaseMemory != nil {
+		snap = nil // the old users and torrents are garbage now too
+		s.o.ReleaseMemory()
+	}
 	return nil
 }
 

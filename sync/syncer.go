@@ -53,7 +53,18 @@ type Options struct {
 
 	// Lookups bound the on-demand lookups (see Resolver).
 	Lookups LookupOptions
+
+	// ReleaseMemory, when set, is called after work that leaves much
+	// garbage behind: a flush of at least ReleaseAfterRows rows, a full
+	// reload. serve passes debug.FreeOSMemory, so the transient batch and
+	// snapshot memory goes back to the system instead of staying in the
+	// RSS until the runtime's background scavenger gets to it.
+	ReleaseMemory func()
 }
+
+// ReleaseAfterRows is the flush size from which Options.ReleaseMemory is
+// called: about 5 MB of batch and statement memory.
+const ReleaseAfterRows = 10_000
 
 func (o Options) withDefaults() Options {
 	def := func(d *time.Duration, v time.Duration) {

@@ -101,6 +101,11 @@ func (t *Tracker) update(c *config, s *swarm, a *Announce, u *User, uid uint32, 
 	stopped := a.Event == EventStopped
 
 	reserved := false // torrents_limit slot taken by reserveLeeching
+	// A bound no client reaches (one user with 1,024 peers on one torrent)
+	// that keeps counting a user's peers in a big swarm cheap (bigIndex).
+	if !found && !stopped && uid != 0 && s.big != nil && s.big.user(s, uid).total >= maxUserPeers {
+		return ErrPeersLimitReached
+	}
 	if u != nil && leech {
 		if !u.CanLeech {
 			return ErrCanNotLeech

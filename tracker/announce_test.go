@@ -381,3 +381,39 @@ func addrOf(b []byte) netip.AddrPort {
 	}
 	return netip.AddrPortFrom(a, uint16(b[len(b)-2])<<8|uint16(b[len(b)-1]))
 }
+
+// One user's peers on one swarm are counted in 16 bits: the peer past
+// maxUserPeers is refused rather than wrapping the count, and stopping one
+// makes room again.
+func TestMaxUserPeersPerSwarm(t *testing.T) {
+	if testing.Short() {
+		t.Skip("65,535 announces")
+	}
+	tr, _ := newTest(t, nil)
+	const uid = 7
+	tr.UpsertUser(user(uid))
+	tr.UpsertUser(user(uid + 1))
+	h := hashN(1)
+	tr.UpsertTorrent(torrent(1, h, t0))
+	a := ann(uid, h, 0, 0)
+	var out AnnounceResult
+	for p := range maxUserPeers {
+		a.PeerID, a.Addr = peerN(p), addr4(p)
+		if tr.Announce(a, &out); out.Failure != "" {
+			t.Fatalf("peer %d refused: %q", p, out.Failure)
+		}
+	}
+	if s, _ := counts(tr, h); s != maxUserPeers {
+		t.Fatalf("%d seeders, want %d", s, maxUserPeers)
+	}
+	mustFail(t, tr, ann(uid, h, maxUserPeers, 0), ErrPeersLimitReached)
+	mustOK(t, tr, ann(uid, h, 5, 0)) // a known peer still announces
+	mustOK(t, tr, ann(uid+1, h, maxUserPeers, 0))
+	stop := ann(uid, h, 5, 0)
+	stop.Event = EventStopped
+	mustOK(t, tr, stop)
+	mustOK(t, tr, ann(uid, h, maxUserPeers+1, 0))
+	if got := swarmOf(tr, h).userCount(uid).total; got != maxUserPeers {
+		t.Fatalf("user count %d, want %d", got, maxUserPeers)
+	}
+}

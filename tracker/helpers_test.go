@@ -175,9 +175,6 @@ func checkInvariants(tb testing.TB, tr *Tracker) {
 					}
 				}
 			}
-			if n := s.userLen(); n != len(users) {
-				tb.Errorf("swarm %x: %d users counted, recount %v", ih[:4], n, users)
-			}
 			for uid, c := range users {
 				if got := s.userCount(uid); got != c {
 					tb.Errorf("swarm %x uid %d: counts %+v, recount %+v", ih[:4], uid, got, c)

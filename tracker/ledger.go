@@ -283,10 +283,10 @@ func (t *Tracker) Drain() *Batch {
 	var parts [ledgerShards]*Batch
 	for i := range l.shards {
 		ls := &l.shards[i]
-		ls.mu.Lock()
-		nu, nf, nfu := len(ls.b.Users), len(ls.b.Files), len(ls.b.FileUsers)
-		ls.mu.Unlock()
-		fresh := newBatch(nu, nf, nfu) // allocate outside the lock
+		// Not presized like the last window: the empty maps would hold that
+		// window's memory for a whole interval even when the next one is
+		// quiet, and a map grows in steps of at most 1,024 entries anyway.
+		fresh := newBatch(0, 0, 0) // allocate outside the lock
 		ls.mu.Lock()
 		parts[i] = ls.b
 		ls.b = fresh

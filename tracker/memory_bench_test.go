@@ -58,9 +58,7 @@ func BenchmarkPeerMemory1M(b *testing.B) {
 				b.Fatal(out.Failure)
 			}
 		}
-		// The pending write-back is not peer memory. Drain presizes the
-		// next window's maps like the last one's: drain twice.
-		tr.Drain()
+		// The pending write-back is not peer memory.
 		tr.Drain()
 		runtime.GC()
 		runtime.ReadMemStats(&after)
@@ -85,31 +83,6 @@ func (s *swarm) indexLen() int {
 		}
 	}
 	if n != s.big.npeers {
-		return -1
-	}
-	return n
-}
-
-// userLen is the number of users with counts (distinct uids with a peer).
-func (s *swarm) userLen() int {
-	if s.big == nil {
-		seen := map[uint32]bool{}
-		for _, l := range [][]peer{s.seeders, s.leechers} {
-			for _, p := range l {
-				if p.uid != 0 {
-					seen[p.uid] = true
-				}
-			}
-		}
-		return len(seen)
-	}
-	n := 0
-	for _, e := range s.big.users {
-		if e.uid != 0 {
-			n++
-		}
-	}
-	if n != s.big.nusers {
 		return -1
 	}
 	return n

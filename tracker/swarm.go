@@ -117,10 +117,17 @@ func (sl slot) pos() int     { return int(sl &^ seederBit) }
 
 // userPeers counts one user's peers on one swarm: total for the files_users
 // "active" flag, leeching for peers_limit and for the user's leeching-torrent
-// count (torrents_limit).
+// count (torrents_limit). They are not stored: a small swarm scans its
+// records, a big one walks the run of its index where that user's peers
+// are (see bigIndex).
 type userPeers struct {
-	total, leeching int32
+	total, leeching int
 }
+
+// maxUserPeers is the most peers one user may have on one swarm (a new one
+// beyond it gets "peers limit reached"). No client comes near it; it bounds
+// the index run a big swarm walks to count one user's peers.
+const maxUserPeers = 1024
 
 // smallSwarm is the peer count up to which a swarm has no index: finding a
 // peer or counting a user's peers scans the records (at most 2 KB, a few
@@ -174,18 +181,27 @@ func (s *swarm) count(seeder bool, d int64) {
 	}
 }
 
-// appendPeer appends p to l, growing it by a quarter (at least one record)
-// rather than append's doubling: most swarms are small and never grow
-// again, and a doubled slice would waste up to half its records' memory.
-// Growth stays geometric, so adding is amortised O(1).
+// appendPeer appends p to l, growing it by one record while it is small
+// and by an eighth once it is larger, rather than append's doubling: most
+// swarms are small and never grow again, and every record of slack costs
+// as much as a peer. Growth stays geometric past the small sizes, so adding
+// is amortised O(1); below them a copy is at most exactRecords records.
 func appendPeer(l []peer, p *peer) []peer {
 	if len(l) == cap(l) {
-		n := make([]peer, len(l), len(l)+len(l)/4+1)
+		c := len(l) + 1
+		if len(l) >= exactRecords {
+			c += len(l) / 8
+		}
+		n := make([]peer, len(l), c)
 		copy(n, l)
 		l = n
 	}
 	return append(l, *p)
 }
+
+// exactRecords is the slice length up to which appendPeer grows a slice
+// one record at a time (12 records: 768 bytes, an exact size class).
+const exactRecords = 12
 
 // lookup finds the peer with key k.
 func (s *swarm) lookup(k peerKey) (slot, bool) {
@@ -229,8 +245,7 @@ func (s *swarm) add(p *peer) slot {
 	case s.big != nil:
 		s.big.insertPeer(s, p, sl)
 	case n > smallSwarm:
-		// The new peer's user count is added by userAdd, as for any peer.
-		s.big = buildIndex(s, sl)
+		s.big = buildIndex(s)
 	}
 	return sl
 }
@@ -296,7 +311,7 @@ func (s *swarm) userCount(uid uint32) userPeers {
 		return userPeers{}
 	}
 	if s.big != nil {
-		return s.big.user(uid)
+		return s.big.user(s, uid)
 	}
 	var c userPeers
 	for i := range s.leechers {
@@ -320,11 +335,7 @@ func (s *swarm) userAdd(uid uint32, leech bool) (first bool) {
 	if uid == 0 {
 		return false
 	}
-	if s.big == nil {
-		return leech && s.userCount(uid).leeching == 1
-	}
-	c := s.big.addUser(uid, 1, b2i(leech))
-	return leech && c.leeching == 1
+	return leech && s.userCount(uid).leeching == 1
 }
 
 // userDel uncounts a removed peer of uid (already removed); last reports
@@ -334,12 +345,7 @@ func (s *swarm) userDel(uid uint32, leech bool) (last, active bool) {
 	if uid == 0 {
 		return false, false
 	}
-	var c userPeers
-	if s.big == nil {
-		c = s.userCount(uid)
-	} else {
-		c = s.big.addUser(uid, -1, -b2i(leech))
-	}
+	c := s.userCount(uid)
 	return leech && c.leeching == 0, c.total > 0
 }
 
@@ -350,25 +356,11 @@ func (s *swarm) userMove(uid uint32, toLeech bool) (crossed bool) {
 	if uid == 0 {
 		return false
 	}
-	var c userPeers
-	if s.big == nil {
-		c = s.userCount(uid)
-	} else if toLeech {
-		c = s.big.addUser(uid, 0, 1)
-	} else {
-		c = s.big.addUser(uid, 0, -1)
-	}
+	c := s.userCount(uid)
 	if toLeech {
 		return c.leeching == 1
 	}
 	return c.leeching == 0
-}
-
-func b2i(b bool) int32 {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // active reports whether uid has at least one live peer here.
@@ -391,7 +383,7 @@ func (s *swarm) shrink() {
 	if n <= smallSwarm/2 {
 		s.big = nil
 	} else {
-		s.big = buildIndex(s, ^slot(0))
+		s.big = buildIndex(s)
 	}
 	s.peak = n
 }
@@ -429,9 +421,14 @@ func (t *Tracker) dropAll(s *swarm) {
 	}
 	// Each user with a leeching peer here leeches one torrent less.
 	if s.big != nil {
-		for i := range s.big.users {
-			if e := &s.big.users[i]; e.uid != 0 && e.leeching > 0 {
-				t.users.addLeeching(e.uid, -1)
+		// Rare (a deleted torrent): a set is simpler than walking runs.
+		seen := make(map[uint32]struct{})
+		for i := range s.leechers {
+			if uid := s.leechers[i].uid; uid != 0 {
+				if _, ok := seen[uid]; !ok {
+					seen[uid] = struct{}{}
+					t.users.addLeeching(uid, -1)
+				}
 			}
 		}
 	} else {
@@ -466,40 +463,36 @@ func (t *Tracker) removePeer(s *swarm, sl slot) (uid uint32, active bool) {
 	return uid, active
 }
 
-// bigIndex is the index of a swarm with more than smallSwarm peers: two
-// open-addressing hash tables with linear probing, sized to powers of two
-// and kept at most 3/4 full, deleting by backward shift (no tombstones).
+// bigIndex is the index of a swarm with more than smallSwarm peers: a hash
+// table with linear probing, sized to a power of two and kept at most 3/4
+// full, deleting by backward shift (no tombstones).
 //
-// peers maps (uid, peer_id) to a slot. An entry is the slot alone (4
-// bytes): the key is read from the record it points to, which is where the
-// key already lives. users maps a uid to its peer counts (12 bytes). The
-// hash is keyed with the shard's random seed, so clients cannot choose
-// peer_ids that collide.
+// It maps (uid, peer_id) to a slot. An entry is the slot alone (4 bytes):
+// the key is read from the record it points to, which is where the key
+// already lives. A registered user's peers are placed by the hash of the
+// uid alone, so all of them lie in the run of entries that starts at that
+// hash (linear probing keeps an entry between its home and the next empty
+// entry): counting a user's peers walks that run, and there is no
+// per-user table (it cost 11 bytes a peer). Anonymous peers (uid 0) are
+// placed by the hash of the peer_id. The hash is keyed with the shard's
+// random seed, so clients cannot choose uids or peer_ids that collide;
+// maxUserPeers bounds the run one user can make.
 type bigIndex struct {
 	seed   uint64
 	peers  []uint32 // slot, or emptyEntry
 	npeers int
-	users  []userSlot // uid 0 = empty
-	nusers int
 }
 
 const emptyEntry = ^uint32(0)
 
-type userSlot struct {
-	uid uint32
-	userPeers
-}
-
-// buildIndex indexes every peer of s. The user counts skip the record at
-// skip (a peer add has just appended, which userAdd counts next).
-func buildIndex(s *swarm, skip slot) *bigIndex {
+// buildIndex indexes every peer of s.
+func buildIndex(s *swarm) *bigIndex {
 	n := s.len()
 	b := &bigIndex{seed: s.sh.hashSeed()}
 	b.peers = make([]uint32, tableSize(n))
 	for i := range b.peers {
 		b.peers[i] = emptyEntry
 	}
-	b.users = make([]userSlot, tableSize(n/2))
 	for _, seeder := range [2]bool{false, true} {
 		l := *s.list(seeder)
 		for i := range l {
@@ -508,9 +501,6 @@ func buildIndex(s *swarm, skip slot) *bigIndex {
 				sl |= seederBit
 			}
 			b.insertPeer(s, &l[i], sl)
-			if sl != skip && l[i].uid != 0 {
-				b.addUser(l[i].uid, 1, b2i(!seeder))
-			}
 		}
 	}
 	return b
@@ -547,10 +537,18 @@ func userHash(seed uint64, uid uint32) uint64 {
 	return mix(uint64(uid)^seed^k0, k1)
 }
 
+// home is where the entry of key (uid, id) starts its probe.
+func (b *bigIndex) home(uid uint32, id *PeerID) int {
+	if uid != 0 {
+		return int(userHash(b.seed, uid)) & (len(b.peers) - 1)
+	}
+	return int(peerHash(b.seed, 0, id)) & (len(b.peers) - 1)
+}
+
 // find returns the position of key k in b.peers, or where it would go.
 func (b *bigIndex) find(s *swarm, k *peerKey) (int, bool) {
 	mask := len(b.peers) - 1
-	i := int(peerHash(b.seed, k.uid, &k.id)) & mask
+	i := b.home(k.uid, &k.id)
 	for {
 		e := b.peers[i]
 		if e == emptyEntry {
@@ -585,7 +583,7 @@ func (b *bigIndex) growPeers(s *swarm) {
 			continue
 		}
 		p := s.at(slot(e))
-		i := int(peerHash(b.seed, p.uid, &p.id)) & mask
+		i := b.home(p.uid, &p.id)
 		for b.peers[i] != emptyEntry {
 			i = (i + 1) & mask
 		}
@@ -597,7 +595,7 @@ func (b *bigIndex) growPeers(s *swarm) {
 // at sl.
 func (b *bigIndex) repoint(s *swarm, p *peer, sl slot) {
 	mask := len(b.peers) - 1
-	i := int(peerHash(b.seed, p.uid, &p.id)) & mask
+	i := b.home(p.uid, &p.id)
 	for {
 		e := b.peers[i]
 		if e == emptyEntry {
@@ -625,7 +623,7 @@ func (b *bigIndex) deletePeer(s *swarm, p *peer) {
 			break
 		}
 		q := s.at(slot(e))
-		home := int(peerHash(b.seed, q.uid, &q.id)) & mask
+		home := b.home(q.uid, &q.id)
 		// Move e into the hole at i unless its home lies cyclically in (i, j].
 		if (j-home)&mask >= (j-i)&mask {
 			b.peers[i] = e
@@ -636,75 +634,19 @@ func (b *bigIndex) deletePeer(s *swarm, p *peer) {
 	b.npeers--
 }
 
-// user returns uid's counts.
-func (b *bigIndex) user(uid uint32) userPeers {
-	mask := len(b.users) - 1
-	for i := int(userHash(b.seed, uid)) & mask; ; i = (i + 1) & mask {
-		e := &b.users[i]
-		if e.uid == uid {
-			return e.userPeers
+// user counts uid's peers (uid != 0): they all lie in the run of entries
+// from uid's home to the next empty entry.
+func (b *bigIndex) user(s *swarm, uid uint32) userPeers {
+	var c userPeers
+	mask := len(b.peers) - 1
+	for i := int(userHash(b.seed, uid)) & mask; b.peers[i] != emptyEntry; i = (i + 1) & mask {
+		sl := slot(b.peers[i])
+		if s.at(sl).uid == uid {
+			c.total++
+			if !sl.seeder() {
+				c.leeching++
+			}
 		}
-		if e.uid == 0 {
-			return userPeers{}
-		}
-	}
-}
-
-// addUser adds to uid's counts and returns them; an entry whose total
-// drops to zero is deleted.
-func (b *bigIndex) addUser(uid uint32, total, leeching int32) userPeers {
-	if (b.nusers+1)*4 > len(b.users)*3 {
-		b.growUsers()
-	}
-	mask := len(b.users) - 1
-	i := int(userHash(b.seed, uid)) & mask
-	for b.users[i].uid != uid {
-		if b.users[i].uid == 0 {
-			b.users[i].uid = uid
-			b.nusers++
-			break
-		}
-		i = (i + 1) & mask
-	}
-	e := &b.users[i]
-	e.total += total
-	e.leeching += leeching
-	c := e.userPeers
-	if c.total <= 0 {
-		b.deleteUser(i)
 	}
 	return c
-}
-
-func (b *bigIndex) deleteUser(i int) {
-	mask := len(b.users) - 1
-	for j := (i + 1) & mask; ; j = (j + 1) & mask {
-		e := b.users[j]
-		if e.uid == 0 {
-			break
-		}
-		home := int(userHash(b.seed, e.uid)) & mask
-		if (j-home)&mask >= (j-i)&mask {
-			b.users[i] = e
-			i = j
-		}
-	}
-	b.users[i] = userSlot{}
-	b.nusers--
-}
-
-func (b *bigIndex) growUsers() {
-	old := b.users
-	b.users = make([]userSlot, len(old)*2)
-	mask := len(b.users) - 1
-	for _, e := range old {
-		if e.uid == 0 {
-			continue
-		}
-		i := int(userHash(b.seed, e.uid)) & mask
-		for b.users[i].uid != 0 {
-			i = (i + 1) & mask
-		}
-		b.users[i] = e
-	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 	"go.uber.org/zap"
@@ -20,6 +21,16 @@ import (
 type env struct {
 	environ        []string
 	stdout, stderr io.Writer
+}
+
+// hasEnv reports whether the environment sets name (even to "").
+func (e *env) hasEnv(name string) bool {
+	for _, kv := range e.environ {
+		if strings.HasPrefix(kv, name+"=") {
+			return true
+		}
+	}
+	return false
 }
 
 // operatorConfig reads the operator's layers (file, environment, flags) and

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -36,14 +37,16 @@ func (e *env) serveCommand() *cli.Command {
 				return err
 			}
 			defer func() { _ = log.Sync() }()
-			return serve(c.Context, log, src, cfg)
+			return serve(c.Context, log, src, cfg, !e.hasEnv("GOGC"))
 		},
 	}
 }
 
 // serve is the whole life of the tracker process: start-up checks, the
 // initial load, the listeners, and a clean stop when ctx ends.
-func serve(ctx context.Context, log *zap.Logger, src config.Sources, cfg config.Config) error {
+//
+// setGC applies gc_percent; false when the operator set GOGC, which wins.
+func serve(ctx context.Context, log *zap.Logger, src config.Sources, cfg config.Config, setGC bool) error {
 	if cfg.DSN == "" {
 		return errors.New("no database: set --dsn or XBT_DSN (e.g. root:@tcp(127.0.0.1:3306)/xbt)")
 	}
@@ -63,6 +66,9 @@ func serve(ctx context.Context, log *zap.Logger, src config.Sources, cfg config.
 	}
 	if cfg, err = src.Build(rows); err != nil {
 		return err
+	}
+	if setGC {
+		debug.SetGCPercent(cfg.GCPercent)
 	}
 	schema, warnings, err := xsql.CheckSchema(ctx, db, names(cfg))
 	if err != nil {
@@ -96,6 +102,7 @@ func serve(ctx context.Context, log *zap.Logger, src config.Sources, cfg config.
 		ReadConfigInterval: cfg.ReadConfigInterval,
 		CleanUpInterval:    cfg.CleanUpInterval,
 		LedgerMaxEntries:   cfg.LedgerMaxEntries,
+		ReleaseMemory:      debug.FreeOSMemory,
 		ReloadConfig: func(ctx context.Context) (tracker.Settings, error) {
 			rows, err := xsql.LoadConfigRows(ctx, db, xsql.DefaultNames().Config)
 			if err != nil {

@@ -64,6 +64,7 @@ type Config struct {
 	IdleTimeout      time.Duration  // idle_timeout
 	ShutdownTimeout  time.Duration  // shutdown_timeout
 	LedgerMaxEntries int            // ledger_max_entries
+	GCPercent        int            // gc_percent
 	LogLevel         string         // log_level: debug, info, warn or error (lower case)
 
 	origins map[string]origin // key -> where its value came from (set by Build)

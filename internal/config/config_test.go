@@ -111,6 +111,7 @@ func TestDefaultsMatchXBT(t *testing.T) {
 		"idle_timeout":             "1m",
 		"shutdown_timeout":         "30s",
 		"ledger_max_entries":       "5000000",
+		"gc_percent":               "25",
 		"log_level":                "info",
 	}
 	keys := Keys()
@@ -176,6 +177,7 @@ func TestDefaultsMatchXBT(t *testing.T) {
 		{"IdleTimeout", c.IdleTimeout, 60 * time.Second},
 		{"ShutdownTimeout", c.ShutdownTimeout, 30 * time.Second},
 		{"LedgerMaxEntries", c.LedgerMaxEntries, 5_000_000},
+		{"GCPercent", c.GCPercent, 25},
 		{"LogLevel", c.LogLevel, "info"},
 	}
 	for _, tc := range typed {

@@ -125,6 +125,7 @@ func newSpecTable() []spec {
 		duration("idle_timeout", 60*time.Second, time.Second, time.Hour, "Time an idle keep-alive HTTP connection stays open.", func(c *Config) *time.Duration { return &c.IdleTimeout }),
 		duration("shutdown_timeout", 30*time.Second, time.Second, time.Hour, "On SIGTERM/SIGINT, time allowed to finish requests and flush statistics before exiting.", func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
 		integer("ledger_max_entries", 5_000_000, 1000, 1_000_000_000, "Bound on statistics waiting to be written while the database is unreachable (entries); a warning is logged near it.", func(c *Config) *int { return &c.LedgerMaxEntries }),
+		integer("gc_percent", 25, 10, 1000, "Garbage collector target (Go's GOGC) for serve: the heap may grow this many percent over the live data before a collection. The tracker's heap is long-lived peer records and an announce allocates nothing, so a low value costs little CPU and keeps RSS close to what the peers need. A GOGC environment variable, when set, wins.", func(c *Config) *int { return &c.GCPercent }),
 		str("log_level", "info", "Least severe log level written: debug, info, warn or error.", checkLogLevel, func(c *Config) *string { return &c.LogLevel }),
 	}
 	t := append(xbt, ours...)
