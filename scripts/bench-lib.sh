@@ -38,6 +38,41 @@ start_serve() {
   echo "serve did not start" >&2; return 1
 }
 
+# wait_flushed: waits (at most 90 s) until serve has written everything it
+# recorded so far, i.e. a flush that started after this call succeeded, so
+# that its database work does not overlap the next measurement.
+wait_flushed() {
+  local since; since=$(date +%s)
+  log "wait until serve has flushed (since $since)"
+  for _ in $(seq 1 900); do
+    local last
+    last=$(curl -s "http://127.0.0.1:$PORT/metrics" | awk '$1 == "xbt_tracker_last_flush_timestamp_seconds" {printf "%d", $2}')
+    [ -n "$last" ] && [ "$last" -gt "$since" ] && return 0
+    sleep 0.1
+  done
+  echo "serve did not flush within 90 s" >&2; return 1
+}
+
+# wait_db_idle: after a flush MariaDB keeps working for a while (purging the
+# old row versions, writing pages); waits (at most 60 s) until the local
+# mariadbd/mysqld used under 5% of a core for two seconds in a row. Without
+# a local server process it returns at once.
+wait_db_idle() {
+  local pid; pid=$(pgrep -o -x mariadbd || pgrep -o -x mysqld || true)
+  [ -n "$pid" ] || return 0
+  log "wait until the database server is idle"
+  local tck quiet=0 prev cur; tck=$(getconf CLK_TCK)
+  prev=$(awk '{print $14+$15}' "/proc/$pid/stat")
+  for _ in $(seq 1 120); do
+    sleep 0.5
+    cur=$(awk '{print $14+$15}' "/proc/$pid/stat")
+    if [ $(( (cur - prev) * 100 / tck )) -lt 3 ]; then quiet=$((quiet + 1)); else quiet=0; fi
+    prev=$cur
+    [ "$quiet" -ge 4 ] && return 0
+  done
+  echo "the database server stayed busy" >&2
+}
+
 stop_serve() {
   if [ -n "${SERVE_PID:-}" ]; then
     kill -TERM "$SERVE_PID" 2>/dev/null || true

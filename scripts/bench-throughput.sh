@@ -28,6 +28,11 @@ for ka in true false; do
   for r in $(seq 1 "$ROUNDS"); do
     bench --dsn "$(dsn_for "$DB")" --setup=false --target "http://127.0.0.1:$PORT" --keepalive=$ka --seed "$r" "${COMMON[@]}" \
       >"$OUT/serve-ka-$ka-$r.txt"
+    # serve writes the run's statistics during the next 15-25 s, and the
+    # database works on after that; nginx's run must not share the machine
+    # with either.
+    wait_flushed
+    wait_db_idle
     # Same world (BenchHash torrents, uids 1..N) without a database; --pid is
     # nginx's worker, which does the work.
     bench --target "http://127.0.0.1:$NPORT" --keepalive=$ka --pid "$NWORKER" --seed "$r" "${COMMON[@]}" \

@@ -17,7 +17,7 @@ import (
 
 // Writer defaults (WriterOptions zero values mean these).
 const (
-	DefaultMaxRowsPerStatement = 1000
+	DefaultMaxRowsPerStatement = 250
 	DefaultMaxAttempts         = 5
 	DefaultBackoff             = 50 * time.Millisecond
 )

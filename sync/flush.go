@@ -32,7 +32,7 @@ const (
 	// A chunk of 1,000 rows takes the database 20-30 ms; pausing about as
 	// long halves the time the database competes with the announces for
 	// the CPU (docs/BENCHMARKS.md, "Latency during a flush").
-	flushChunkPause = 25 * time.Millisecond
+	flushChunkPause = 6 * time.Millisecond
 	// flushPauseShare is the share of WriteInterval the pauses of one flush
 	// may add up to, so that a paced flush still ends well before the
 	// next one is due.
