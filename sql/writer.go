@@ -43,9 +43,12 @@ var ErrCommitUnknown = errors.New("commit outcome unknown")
 // WriterOptions tune a Writer; zero fields take the defaults above.
 type WriterOptions struct {
 	// MaxRowsPerStatement bounds the rows of one multi-row statement
-	// (one chunk, one transaction). Default 1000: large enough that a
+	// (one chunk, one transaction). Default 250: large enough that a
 	// statement's round trip and fsync are amortised, small enough that
-	// the row locks it holds are released within milliseconds.
+	// the database's work for one chunk (2-3 ms of CPU) is a short burst
+	// for the announces sharing its cores, and the row locks it holds are
+	// released within milliseconds (docs/BENCHMARKS.md, "Latency during a
+	// flush": 1,000-row chunks put p99 during a flush at 2.3-2.8x).
 	MaxRowsPerStatement int
 	// MaxAttempts is how often one chunk is tried when the server answers
 	// deadlock (1213) or lock wait timeout (1205). Default 5.

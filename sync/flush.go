@@ -29,9 +29,9 @@ func (s *Syncer) Flush(ctx context.Context) error { return s.flush(ctx, false) }
 // Pacing of the periodic flush (see flushPause).
 const (
 	// flushChunkPause is the pause between two chunks of a periodic flush.
-	// A chunk of 1,000 rows takes the database 20-30 ms; pausing about as
-	// long halves the time the database competes with the announces for
-	// the CPU (docs/BENCHMARKS.md, "Latency during a flush").
+	// A chunk of 250 rows takes the database about as long; pausing
+	// halves the time the database competes with the announces for the
+	// CPU, in short bursts (docs/BENCHMARKS.md, "Latency during a flush").
 	flushChunkPause = 6 * time.Millisecond
 	// flushPauseShare is the share of WriteInterval the pauses of one flush
 	// may add up to, so that a paced flush still ends well before the
