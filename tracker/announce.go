@@ -101,10 +101,16 @@ func (t *Tracker) update(c *config, s *swarm, a *Announce, u *User, uid uint32, 
 	stopped := a.Event == EventStopped
 
 	reserved := false // torrents_limit slot taken by reserveLeeching
-	// A bound no client reaches (one user with 1,024 peers on one torrent)
-	// that keeps counting a user's peers in a big swarm cheap (bigIndex).
-	if !found && !stopped && uid != 0 && s.big != nil && s.big.user(s, uid).total >= maxUserPeers {
-		return ErrPeersLimitReached
+	// uid's peers here before a new one is added: counted once, for the
+	// limits and for the user's leeching-torrent count.
+	var uc userPeers
+	if !found && !stopped && uid != 0 {
+		uc = s.userCount(uid)
+		// A bound no client reaches that keeps counting a user's peers
+		// in a big swarm cheap (bigIndex).
+		if uc.total >= maxUserPeers {
+			return ErrPeersLimitReached
+		}
 	}
 	if u != nil && leech {
 		if !u.CanLeech {
@@ -114,8 +120,8 @@ func (t *Tracker) update(c *config, s *swarm, a *Announce, u *User, uid uint32, 
 			return ErrWaitTime
 		}
 		if !found && !stopped {
-			n := s.userCount(uid).leeching
-			if u.PeersLimit > 0 && int(n) >= u.PeersLimit {
+			n := uc.leeching
+			if u.PeersLimit > 0 && n >= u.PeersLimit {
 				return ErrPeersLimitReached
 			}
 			// Only a first leeching peer here makes this torrent one more
@@ -179,7 +185,8 @@ func (t *Tracker) update(c *config, s *swarm, a *Announce, u *User, uid uint32, 
 			complete = 1
 		}
 		sl = s.add(&p)
-		if s.userAdd(uid, leech) && !reserved {
+		// The user's first leeching peer here: one more leeching torrent.
+		if uid != 0 && leech && uc.leeching == 0 && !reserved {
 			t.users.addLeeching(uid, 1)
 		}
 		present = true
@@ -193,7 +200,9 @@ func (t *Tracker) update(c *config, s *swarm, a *Announce, u *User, uid uint32, 
 		left: a.Left, mtime: now,
 	}
 	if r.user {
-		r.active = s.active(uid)
+		// The peer itself keeps its user active; only after a stop may
+		// the user have no peer left here.
+		r.active = present || s.active(uid)
 	}
 	t.ledger.recordAnnounce(&r)
 

@@ -328,16 +328,6 @@ func (s *swarm) userCount(uid uint32) userPeers {
 	return c
 }
 
-// userAdd counts a new peer of uid (already added); first reports that uid
-// now has its first leeching peer here, i.e. this torrent became one of its
-// leeching torrents.
-func (s *swarm) userAdd(uid uint32, leech bool) (first bool) {
-	if uid == 0 {
-		return false
-	}
-	return leech && s.userCount(uid).leeching == 1
-}
-
 // userDel uncounts a removed peer of uid (already removed); last reports
 // that uid's last leeching peer here is gone, active whether uid still has
 // any peer here.
