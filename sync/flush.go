@@ -98,8 +98,7 @@ func (s *Syncer) flush(ctx context.Context, paced bool) error {
 	s.log.Debug("flushed statistics", zap.Int("rows", n), zap.Duration("took", took))
 	s.flushOK(start)
 	if n >= ReleaseAfterRows && s.o.ReleaseMemory != nil {
-		b, unwritten = nil, nil // garbage now
-		s.o.ReleaseMemory()
+		s.o.ReleaseMemory() // the batch is garbage now
 	}
 	return nil
 }

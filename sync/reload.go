@@ -32,8 +32,7 @@ func (s *Syncer) Load(ctx context.Context) error {
 		zap.Int("deny_ranges", deny), zap.Duration("took", took))
 	s.setStatus(func(st *Status) { st.LastReload, st.ReloadErr = start, "" })
 	if snap.Full && s.o.ReleaseMemory != nil {
-		snap = nil // the old users and torrents are garbage now too
-		s.o.ReleaseMemory()
+		s.o.ReleaseMemory() // the snapshot and the replaced users and torrents are garbage now
 	}
 	return nil
 }
@@ -72,8 +71,7 @@ func (s *Syncer) Reload(ctx context.Context) error {
 		zap.Int("deleted_fids", len(snap.DeletedFids)), zap.Int("deny_ranges", deny), zap.Duration("took", took))
 	s.setStatus(func(st *Status) { st.LastReload, st.ReloadErr = start, "" })
 	if snap.Full && s.o.ReleaseMemory != nil {
-		snap = nil // the old users and torrents are garbage now too
-		s.o.ReleaseMemory()
+		s.o.ReleaseMemory() // the snapshot and the replaced users and torrents are garbage now
 	}
 	return nil
 }

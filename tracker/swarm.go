@@ -328,9 +328,9 @@ func (s *swarm) userCount(uid uint32) userPeers {
 	return c
 }
 
-// userDel uncounts a removed peer of uid (already removed); last reports
-// that uid's last leeching peer here is gone, active whether uid still has
-// any peer here.
+// userDel is called once a peer of uid has been removed; last reports that
+// it was uid's last leeching peer here, active whether uid still has any
+// peer here.
 func (s *swarm) userDel(uid uint32, leech bool) (last, active bool) {
 	if uid == 0 {
 		return false, false
@@ -339,9 +339,8 @@ func (s *swarm) userDel(uid uint32, leech bool) (last, active bool) {
 	return leech && c.leeching == 0, c.total > 0
 }
 
-// userMove records that one peer of uid (already moved) turned leecher
-// (toLeech) or seeder and reports whether uid's leeching count crossed
-// between 0 and 1.
+// userMove is called once a peer of uid has turned leecher (toLeech) or
+// seeder; it reports whether uid's leeching count crossed between 0 and 1.
 func (s *swarm) userMove(uid uint32, toLeech bool) (crossed bool) {
 	if uid == 0 {
 		return false
