@@ -284,8 +284,8 @@ func TestFlushPause(t *testing.T) {
 		want time.Duration
 	}{
 		{0, flushChunkPause},
-		{150_000, flushChunkPause},          // 151 pauses of 25ms: 3.8s < 5s
-		{1_000_000, 5 * time.Second / 1001}, // capped at WriteInterval/3 in all
+		{150_000, flushChunkPause},          // 601 pauses of 6ms: 3.6s < 5s
+		{1_000_000, 5 * time.Second / 4001}, // capped at WriteInterval/3 in all
 	} {
 		if got := s.flushPause(c.rows); got != c.want {
 			t.Errorf("flushPause(%d) = %v, want %v", c.rows, got, c.want)
