@@ -126,7 +126,20 @@ func (c *apiClient) Scrape(r ScrapeRequest) (map[string]any, error) {
 // end of the test.
 func NewHTTPClient(t *testing.T, trk *tracker.Tracker) Client {
 	t.Helper()
-	srv := httpfront.New(trk, httpfront.Config{ReadTimeout: 5 * time.Second})
+	return newHTTPClient(t, trk, httpfront.Config{ReadTimeout: 5 * time.Second})
+}
+
+// NewHTTPGoroutineClient is NewHTTPClient with a server that gives every
+// connection its own goroutine (httpfront.Config.GoroutinePerConn) rather
+// than serving them from event loops.
+func NewHTTPGoroutineClient(t *testing.T, trk *tracker.Tracker) Client {
+	t.Helper()
+	return newHTTPClient(t, trk, httpfront.Config{ReadTimeout: 5 * time.Second, GoroutinePerConn: true})
+}
+
+func newHTTPClient(t *testing.T, trk *tracker.Tracker, cfg httpfront.Config) Client {
+	t.Helper()
+	srv := httpfront.New(trk, cfg)
 	c := &httpClient{hc: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{}}}
 	ln4, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {

@@ -11,3 +11,7 @@ func TestAPI(t *testing.T) { conformance.Run(t, conformance.NewAPIClient) }
 
 // Real HTTP requests to an httpfront.Server over 127.0.0.1 and [::1].
 func TestHTTP(t *testing.T) { conformance.Run(t, conformance.NewHTTPClient) }
+
+func TestHTTPGoroutinePerConn(t *testing.T) {
+	conformance.Run(t, conformance.NewHTTPGoroutineClient)
+}

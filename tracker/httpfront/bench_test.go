@@ -111,9 +111,8 @@ func newHandlerFixture(tb testing.TB) *handlerFixture {
 		}
 	}
 	s := New(trk, Config{})
-	f := &handlerFixture{s: s, c: &conn{remote: netip.MustParseAddr("127.0.0.1")}, rd: bytes.NewReader(nil)}
-	f.b = s.getBufs(nil)
-	f.b.br.Reset(f.rd)
+	f := &handlerFixture{s: s, c: &conn{fd: -1, remote: netip.MustParseAddr("127.0.0.1")}, rd: bytes.NewReader(nil)}
+	f.b = s.getBufs(&s.bufs, f.rd, readBufSize)
 	f.raw = []byte("GET /" + string(pk) + "/announce?info_hash=" + urlEscape(ih[:]) +
 		"&peer_id=-TR3000-xhe3ois5eq3v&port=57547&uploaded=0&downloaded=0&left=100&numwant=80&key=430f3ea9&compact=1&supportcrypto=1 HTTP/1.1\r\n" +
 		"Host: 127.0.0.1:57023\r\nUser-Agent: Transmission/3.00\r\nAccept: */*\r\nAccept-Encoding: deflate, gzip, br, zstd\r\n\r\n")

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"runtime/debug"
@@ -57,6 +58,11 @@ type Config struct {
 	// ServeAdmin makes this the admin listener: only /statistics and
 	// /metrics are served, the tracker paths answer 404.
 	ServeAdmin bool
+	// GoroutinePerConn serves every connection on its own goroutine. By
+	// default a *net.TCPListener on Linux is served by event loops instead
+	// (one per GOMAXPROCS, see eventloop_linux.go); other listeners and
+	// systems always get a goroutine per connection. Both answer alike.
+	GoroutinePerConn bool
 }
 
 // StatusInfo is what /statistics shows besides the server's own request
@@ -99,7 +105,8 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
 
-	bufs sync.Pool // *connBufs
+	bufs     sync.Pool // *connBufs of the goroutine-per-connection mode
+	loopBufs sync.Pool // *connBufs of the event loops (a larger read buffer)
 }
 
 // New returns a Server answering for t.
@@ -150,9 +157,22 @@ const (
 )
 
 type conn struct {
-	nc     net.Conn
+	nc     net.Conn   // nil for an event-loop connection
+	fd     int        // an event-loop connection's socket; -1 otherwise
 	remote netip.Addr // unmapped
 	state  atomic.Int32
+}
+
+// abort ends c from outside its serving goroutine or loop: Shutdown's use.
+// An event-loop socket is shut down, not closed, so its number is not
+// reused while its loop still owns it; the loop sees the hang-up and closes
+// it.
+func (c *conn) abort() {
+	if c.nc != nil {
+		c.nc.Close()
+		return
+	}
+	shutdownSocket(c.fd)
 }
 
 // connBufs is a connection's reusable state, pooled between connections.
@@ -182,22 +202,24 @@ const (
 	maxInlineBody = 32 << 10
 )
 
-func (s *Server) getBufs(nc net.Conn) *connBufs {
-	b, _ := s.bufs.Get().(*connBufs)
+// getBufs takes a connBufs reading from rd out of pool (whose readers all
+// have size bytes of buffer).
+func (s *Server) getBufs(pool *sync.Pool, rd io.Reader, size int) *connBufs {
+	b, _ := pool.Get().(*connBufs)
 	if b == nil {
 		b = &connBufs{
-			br:   bufio.NewReaderSize(nc, readBufSize),
+			br:   bufio.NewReaderSize(rd, size),
 			body: make([]byte, 0, 1024),
 			out:  make([]byte, 0, 2048),
 		}
 		b.ares.Peers4 = make([]byte, 0, 50*6)
 		return b
 	}
-	b.br.Reset(nc)
+	b.br.Reset(rd)
 	return b
 }
 
-func (s *Server) putBufs(b *connBufs) {
+func (s *Server) putBufs(pool *sync.Pool, b *connBufs) {
 	b.br.Reset(nil)
 	b.ann.Passkey = nil
 	b.sreq.Passkey = nil
@@ -212,11 +234,13 @@ func (s *Server) putBufs(b *connBufs) {
 		b.sres.Files = nil
 	}
 	b.body, b.out = b.body[:0], b.out[:0]
-	s.bufs.Put(b)
+	pool.Put(b)
 }
 
-// Serve accepts connections on ln and serves each on its own goroutine
-// until ln fails or Shutdown is called (then it returns ErrServerClosed).
+// Serve accepts connections on ln and serves them until ln fails or
+// Shutdown is called (then it returns ErrServerClosed): on Linux a
+// *net.TCPListener's connections are served by event loops, others each on
+// its own goroutine (see Config.GoroutinePerConn).
 // Connections from an address the tracker denies are closed at once
 // without an answer, as XBT does; so are connections over MaxConnections.
 func (s *Server) Serve(ln net.Listener) error {
@@ -232,6 +256,12 @@ func (s *Server) Serve(ln net.Listener) error {
 		delete(s.listeners, ln)
 		s.mu.Unlock()
 	}()
+	var loops *loopSet // nil: a goroutine per connection
+	if !s.cfg.GoroutinePerConn {
+		if loops = s.startLoops(ln); loops != nil {
+			defer loops.stop()
+		}
+	}
 
 	var backoff time.Duration
 	for {
@@ -243,44 +273,80 @@ func (s *Server) Serve(ln net.Listener) error {
 			if errors.Is(err, net.ErrClosed) {
 				return err
 			}
-			// EMFILE and friends: wait and retry rather than give up the port.
-			if backoff == 0 {
-				backoff = 5 * time.Millisecond
-			} else if backoff *= 2; backoff > time.Second {
-				backoff = time.Second
-			}
+			backoff = acceptBackoff(backoff)
 			s.log.Warn("accept failed; retrying", zap.Error(err), zap.Duration("backoff", backoff))
 			time.Sleep(backoff)
 			continue
 		}
 		backoff = 0
-		if s.open.Add(1) > s.maxConn {
-			s.open.Add(-1)
-			s.counters.rejectedLimit.Add(1)
-			nc.Close()
+		if loops != nil {
+			if loops.serve(nc) == closing {
+				return ErrServerClosed
+			}
 			continue
 		}
-		remote := remoteAddr(nc)
-		if !s.cfg.ServeAdmin && s.trk.Denied(remote) {
-			s.open.Add(-1)
-			s.counters.rejectedDenied.Add(1)
+		c := &conn{nc: nc, fd: -1, remote: remoteAddr(nc)}
+		switch s.admit(c) {
+		case admitted:
+			go s.serveConn(c)
+		case refused:
 			nc.Close()
-			continue
-		}
-		s.counters.accepted.Add(1)
-		c := &conn{nc: nc, remote: remote}
-		c.state.Store(stateIdle)
-		s.mu.Lock()
-		if s.shutting.Load() {
-			s.mu.Unlock()
-			s.open.Add(-1)
+		case closing:
 			nc.Close()
 			return ErrServerClosed
 		}
-		s.conns[c] = struct{}{}
-		s.mu.Unlock()
-		go s.serveConn(c)
 	}
+}
+
+// acceptBackoff is how long to wait after the accept error number n in a
+// row: EMFILE and friends, waited out rather than giving up the port.
+func acceptBackoff(prev time.Duration) time.Duration {
+	if prev == 0 {
+		return 5 * time.Millisecond
+	}
+	return min(2*prev, time.Second)
+}
+
+type admission int
+
+const (
+	admitted admission = iota
+	refused            // over MaxConnections or denied: close it, go on
+	closing            // Shutdown has begun: close it and stop accepting
+)
+
+// admit applies MaxConnections and the deny list to a new connection and,
+// when it is admitted, counts it and registers it for Shutdown.
+func (s *Server) admit(c *conn) admission {
+	if s.open.Add(1) > s.maxConn {
+		s.open.Add(-1)
+		s.counters.rejectedLimit.Add(1)
+		return refused
+	}
+	if !s.cfg.ServeAdmin && s.trk.Denied(c.remote) {
+		s.open.Add(-1)
+		s.counters.rejectedDenied.Add(1)
+		return refused
+	}
+	s.counters.accepted.Add(1)
+	c.state.Store(stateIdle)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shutting.Load() {
+		s.open.Add(-1)
+		return closing
+	}
+	s.conns[c] = struct{}{}
+	return admitted
+}
+
+// forget undoes admit once c is closed (or about to be: an event-loop
+// socket is closed only after this, see conn.abort).
+func (s *Server) forget(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.open.Add(-1)
 }
 
 func remoteAddr(nc net.Conn) netip.Addr {
@@ -318,7 +384,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		case <-ctx.Done():
 			s.mu.Lock()
 			for c := range s.conns {
-				c.nc.Close()
+				c.abort()
 			}
 			s.mu.Unlock()
 			return ctx.Err()
@@ -334,7 +400,7 @@ func (s *Server) closeIdle() int {
 	defer s.mu.Unlock()
 	for c := range s.conns {
 		if c.state.CompareAndSwap(stateIdle, stateClosed) {
-			c.nc.Close()
+			c.abort()
 		}
 	}
 	return len(s.conns)
@@ -352,14 +418,11 @@ func (s *Server) serveConn(c *conn) {
 		}
 		c.nc.Close()
 		if b != nil {
-			s.putBufs(b)
+			s.putBufs(&s.bufs, b)
 		}
-		s.mu.Lock()
-		delete(s.conns, c)
-		s.mu.Unlock()
-		s.open.Add(-1)
+		s.forget(c)
 	}()
-	b = s.getBufs(c.nc)
+	b = s.getBufs(&s.bufs, c.nc, readBufSize)
 	var rdl, wdl deadline
 	waitFor := s.cfg.ReadTimeout // the first request: from accept
 	for {
@@ -435,20 +498,39 @@ func (d *deadline) set(apply func(time.Time) error, want time.Time, timeout time
 	return apply(want)
 }
 
-// hasCompleteHead reports whether br already holds a whole request head.
+// hasCompleteHead reports whether br already holds a whole request head,
+// so that ReadRequest will not need to read from the connection.
 func hasCompleteHead(br *bufio.Reader) bool {
 	n := br.Buffered()
 	if n == 0 {
 		return false
 	}
 	buf, _ := br.Peek(n)
-	return bytes.Contains(buf, crlfcrlf) || bytes.Contains(buf, lflf)
+	return completeHead(buf)
 }
 
-var (
-	crlfcrlf = []byte("\r\n\r\n")
-	lflf     = []byte("\n\n")
-)
+// completeHead reports whether buf starts with a whole request head: a
+// request line after any empty lines (which ReadRequest skips), then header
+// lines up to an empty one. Lines end in LF or CRLF, as readLine takes them.
+func completeHead(buf []byte) bool {
+	i := 0
+	for i < len(buf) && (buf[i] == '\n' || buf[i] == '\r' && i+1 < len(buf) && buf[i+1] == '\n') {
+		if buf[i] == '\r' {
+			i++
+		}
+		i++
+	}
+	for {
+		j := bytes.IndexByte(buf[i:], '\n')
+		if j < 0 {
+			return false
+		}
+		i += j + 1
+		if i < len(buf) && buf[i] == '\n' || i+1 < len(buf) && buf[i] == '\r' && buf[i+1] == '\n' {
+			return true
+		}
+	}
+}
 
 // serveRequest reads one request head from b.br and appends the answer to
 // b.out. keep reports whether the connection may serve another request;

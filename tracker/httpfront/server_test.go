@@ -27,6 +27,51 @@ import (
 	"github.com/xbt-tracker/xbt-tracker/tracker/httpfront"
 )
 
+// mode is how a Server under test serves its connections.
+type mode struct {
+	name       string
+	goroutines bool // Config.GoroutinePerConn
+}
+
+// modes: every server test runs against both ways of serving (the event
+// loops exist on Linux only; elsewhere both rows serve by goroutines).
+var modes = []mode{{"event-loops", false}, {"goroutine-per-conn", true}}
+
+func TestServer(t *testing.T) {
+	tests := []struct {
+		name string
+		fn   func(*testing.T, mode)
+	}{
+		{"KeepAliveReuse", testKeepAliveReuse},
+		{"HTTP10", testHTTP10},
+		{"Pipelined", testPipelined},
+		{"Head", testHead},
+		{"BadRequests", testBadRequests},
+		{"FailureAnswers", testFailureAnswers},
+		{"Slowloris", testSlowloris},
+		{"TrustedProxies", testTrustedProxies},
+		{"Deny", testDeny},
+		{"ConnectionCap", testConnectionCap},
+		{"GzipFullScrape", testGzipFullScrape},
+		{"RedirectAnd404", testRedirectAnd404},
+		{"StatisticsAndMetrics", testStatisticsAndMetrics},
+		{"AdminServer", testAdminServer},
+		{"ShutdownInFlight", testShutdownInFlight},
+		{"ShutdownDeadline", testShutdownDeadline},
+		{"PanicRecovered", testPanicRecovered},
+		{"NoLogPerRequest", testNoLogPerRequest},
+		{"LargeFullScrape", testLargeFullScrape},
+		{"SlowReader", testSlowReader},
+	}
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) { tt.fn(t, m) })
+			}
+		})
+	}
+}
+
 // newTracker returns a real tracker holding conformance's fixtures.
 func newTracker(t *testing.T, tweak func(*tracker.Settings)) *tracker.Tracker {
 	s := conformance.BaseSettings()
@@ -42,12 +87,13 @@ type testServer struct {
 	done chan error
 }
 
-func startServer(t *testing.T, trk *tracker.Tracker, cfg httpfront.Config) *testServer {
+func startServer(t *testing.T, m mode, trk *tracker.Tracker, cfg httpfront.Config) *testServer {
 	t.Helper()
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.GoroutinePerConn = m.goroutines
 	ts := &testServer{srv: httpfront.New(trk, cfg), addr: ln.Addr().String(), done: make(chan error, 1)}
 	go func() { ts.done <- ts.srv.Serve(ln) }()
 	t.Cleanup(func() {
@@ -142,9 +188,9 @@ func decode(t *testing.T, body []byte) map[string]any {
 	return m
 }
 
-func TestKeepAliveReuse(t *testing.T) {
+func testKeepAliveReuse(t *testing.T, m mode) {
 	trk := newTracker(t, nil)
-	ts := startServer(t, trk, httpfront.Config{})
+	ts := startServer(t, m, trk, httpfront.Config{})
 	rc := ts.dial(t)
 	for i := 0; i < 5; i++ {
 		resp, body := rc.get(announcePath(1, conformance.H1, 1, 6881, 0, "&event=started"))
@@ -164,8 +210,8 @@ func TestKeepAliveReuse(t *testing.T) {
 	rc.wantClosed(time.Second)
 }
 
-func TestHTTP10(t *testing.T) {
-	ts := startServer(t, newTracker(t, nil), httpfront.Config{})
+func testHTTP10(t *testing.T, m mode) {
+	ts := startServer(t, m, newTracker(t, nil), httpfront.Config{})
 	rc := ts.dial(t)
 	rc.send("GET /nothing-here HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
 	resp, body := rc.read("GET")
@@ -180,8 +226,8 @@ func TestHTTP10(t *testing.T) {
 	rc.wantClosed(time.Second)
 }
 
-func TestPipelined(t *testing.T) {
-	ts := startServer(t, newTracker(t, nil), httpfront.Config{})
+func testPipelined(t *testing.T, m mode) {
+	ts := startServer(t, m, newTracker(t, nil), httpfront.Config{})
 	rc := ts.dial(t)
 	one := "GET " + announcePath(1, conformance.H1, 1, 6881, 0, "") + " HTTP/1.1\r\n\r\n"
 	rc.send(one + "HEAD /x HTTP/1.1\r\n\r\n" + one + "GET /statistics HTTP/1.1\r\nConnection: close\r\n\r\n")
@@ -195,8 +241,8 @@ func TestPipelined(t *testing.T) {
 	rc.wantClosed(time.Second)
 }
 
-func TestHead(t *testing.T) {
-	ts := startServer(t, newTracker(t, nil), httpfront.Config{})
+func testHead(t *testing.T, m mode) {
+	ts := startServer(t, m, newTracker(t, nil), httpfront.Config{})
 	rc := ts.dial(t)
 	path := announcePath(1, conformance.H1, 1, 6881, 0, "")
 	getResp, getBody := rc.get(path)
@@ -211,8 +257,8 @@ func TestHead(t *testing.T) {
 	}
 }
 
-func TestBadRequests(t *testing.T) {
-	ts := startServer(t, newTracker(t, nil), httpfront.Config{MaxRequestBytes: 512})
+func testBadRequests(t *testing.T, m mode) {
+	ts := startServer(t, m, newTracker(t, nil), httpfront.Config{MaxRequestBytes: 512})
 	tests := []struct {
 		name, raw string
 		status    int
@@ -241,8 +287,8 @@ func TestBadRequests(t *testing.T) {
 
 // A failure is HTTP 200 with a bencoded failure reason, and the connection
 // stays usable.
-func TestFailureAnswers(t *testing.T) {
-	ts := startServer(t, newTracker(t, nil), httpfront.Config{})
+func testFailureAnswers(t *testing.T, m mode) {
+	ts := startServer(t, m, newTracker(t, nil), httpfront.Config{})
 	rc := ts.dial(t)
 	for _, tt := range []struct{ path, want string }{
 		{"/announce?info_hash=short", "d14:failure reason17:invalid info_hashe"},
@@ -258,8 +304,8 @@ func TestFailureAnswers(t *testing.T) {
 	}
 }
 
-func TestSlowloris(t *testing.T) {
-	ts := startServer(t, newTracker(t, nil), httpfront.Config{ReadTimeout: 200 * time.Millisecond, IdleTimeout: 300 * time.Millisecond})
+func testSlowloris(t *testing.T, m mode) {
+	ts := startServer(t, m, newTracker(t, nil), httpfront.Config{ReadTimeout: 200 * time.Millisecond, IdleTimeout: 300 * time.Millisecond})
 	// A head trickling in: cut after ReadTimeout, however many bytes come.
 	rc := ts.dial(t)
 	start := time.Now()
@@ -306,10 +352,10 @@ func peersOf(t *testing.T, rc *rawConn, h tracker.InfoHash) []netip.AddrPort {
 	return out
 }
 
-func TestTrustedProxies(t *testing.T) {
+func testTrustedProxies(t *testing.T, m mode) {
 	trk := newTracker(t, nil)
-	proxied := startServer(t, trk, httpfront.Config{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
-	direct := startServer(t, trk, httpfront.Config{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+	proxied := startServer(t, m, trk, httpfront.Config{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	direct := startServer(t, m, trk, httpfront.Config{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
 	spoof := "X-Forwarded-For: 198.51.100.1\r\nX-Real-IP: 198.51.100.2\r\n"
 
 	rc := direct.dial(t)
@@ -330,11 +376,11 @@ func TestTrustedProxies(t *testing.T) {
 	}
 }
 
-func TestDeny(t *testing.T) {
+func testDeny(t *testing.T, m mode) {
 	trk := newTracker(t, nil)
 	var reg = prometheus.NewRegistry()
-	proxied := startServer(t, trk, httpfront.Config{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
-	direct := startServer(t, trk, httpfront.Config{Metrics: reg})
+	proxied := startServer(t, m, trk, httpfront.Config{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	direct := startServer(t, m, trk, httpfront.Config{Metrics: reg})
 	reg.MustRegister(direct.srv.Collector())
 
 	// Keep-alive connection opened before the ban.
@@ -394,9 +440,9 @@ func grep(s, sub string) string {
 	return strings.Join(out, "\n")
 }
 
-func TestConnectionCap(t *testing.T) {
+func testConnectionCap(t *testing.T, m mode) {
 	reg := prometheus.NewRegistry()
-	ts := startServer(t, newTracker(t, nil), httpfront.Config{MaxConnections: 2, Metrics: reg})
+	ts := startServer(t, m, newTracker(t, nil), httpfront.Config{MaxConnections: 2, Metrics: reg})
 	reg.MustRegister(ts.srv.Collector())
 	a, b := ts.dial(t), ts.dial(t)
 	a.get("/x")
@@ -431,9 +477,9 @@ func TestConnectionCap(t *testing.T) {
 	}
 }
 
-func TestGzipFullScrape(t *testing.T) {
+func testGzipFullScrape(t *testing.T, m mode) {
 	trk := newTracker(t, func(s *tracker.Settings) { s.FullScrape, s.AnonymousScrape, s.GzipScrape = true, true, true })
-	ts := startServer(t, trk, httpfront.Config{})
+	ts := startServer(t, m, trk, httpfront.Config{})
 	rc := ts.dial(t)
 	for i := 1; i <= 3; i++ {
 		rc.get(announcePath(1, conformance.H1, i, 1000+i, 0, ""))
@@ -474,9 +520,9 @@ func TestGzipFullScrape(t *testing.T) {
 	}
 }
 
-func TestRedirectAnd404(t *testing.T) {
+func testRedirectAnd404(t *testing.T, m mode) {
 	trk := newTracker(t, nil)
-	ts := startServer(t, trk, httpfront.Config{})
+	ts := startServer(t, m, trk, httpfront.Config{})
 	rc := ts.dial(t)
 	for _, p := range []string{"/", "/favicon.ico", "/0123456789abcdef0123456789abcdef/announcex", "/statistics", "/metrics", "/announce/"} {
 		resp, body := rc.get(p)
@@ -497,11 +543,11 @@ func TestRedirectAnd404(t *testing.T) {
 	}
 }
 
-func TestStatisticsAndMetrics(t *testing.T) {
+func testStatisticsAndMetrics(t *testing.T, m mode) {
 	trk := newTracker(t, nil)
 	reg := prometheus.NewRegistry()
 	started := time.Now().Add(-time.Hour)
-	ts := startServer(t, trk, httpfront.Config{
+	ts := startServer(t, m, trk, httpfront.Config{
 		Metrics: reg,
 		Status: func() httpfront.StatusInfo {
 			return httpfront.StatusInfo{Stats: trk.Stats(), Started: started, LastFlush: time.Now(), ReloadErr: "db <gone>"}
@@ -548,11 +594,11 @@ func TestStatisticsAndMetrics(t *testing.T) {
 	}
 }
 
-func TestAdminServer(t *testing.T) {
+func testAdminServer(t *testing.T, m mode) {
 	trk := newTracker(t, nil)
 	reg := prometheus.NewRegistry()
-	main := httpfront.New(trk, httpfront.Config{})
-	admin := startServer(t, trk, httpfront.Config{ServeAdmin: true, Metrics: reg,
+	main := httpfront.New(trk, httpfront.Config{GoroutinePerConn: m.goroutines})
+	admin := startServer(t, m, trk, httpfront.Config{ServeAdmin: true, Metrics: reg,
 		Status: func() httpfront.StatusInfo { return httpfront.StatusInfo{Stats: trk.Stats()} }})
 	// Both servers' collectors fit in one registry.
 	reg.MustRegister(main.Collector(), admin.srv.Collector())
@@ -570,7 +616,7 @@ func TestAdminServer(t *testing.T) {
 	}
 }
 
-func TestShutdownInFlight(t *testing.T) {
+func testShutdownInFlight(t *testing.T, m mode) {
 	trk := newTracker(t, nil)
 	entered, release := make(chan struct{}), make(chan struct{})
 	var calls atomic.Int32
@@ -578,7 +624,7 @@ func TestShutdownInFlight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httpfront.New(trk, httpfront.Config{Status: func() httpfront.StatusInfo {
+	srv := httpfront.New(trk, httpfront.Config{GoroutinePerConn: m.goroutines, Status: func() httpfront.StatusInfo {
 		if calls.Add(1) == 1 {
 			close(entered)
 			<-release
@@ -624,11 +670,11 @@ func TestShutdownInFlight(t *testing.T) {
 	}
 }
 
-func TestShutdownDeadline(t *testing.T) {
+func testShutdownDeadline(t *testing.T, m mode) {
 	trk := newTracker(t, nil)
 	release := make(chan struct{})
 	defer close(release)
-	ts := startServer(t, trk, httpfront.Config{Status: func() httpfront.StatusInfo {
+	ts := startServer(t, m, trk, httpfront.Config{Status: func() httpfront.StatusInfo {
 		<-release
 		return httpfront.StatusInfo{}
 	}})
@@ -645,10 +691,10 @@ func TestShutdownDeadline(t *testing.T) {
 
 // A panic while serving closes that connection only, logged at warn with
 // the remote address.
-func TestPanicRecovered(t *testing.T) {
+func testPanicRecovered(t *testing.T, m mode) {
 	core, logs := observer.New(zap.WarnLevel)
 	trk := newTracker(t, nil)
-	ts := startServer(t, trk, httpfront.Config{Logger: zap.New(core),
+	ts := startServer(t, m, trk, httpfront.Config{Logger: zap.New(core),
 		Status: func() httpfront.StatusInfo { panic("boom") }})
 	rc := ts.dial(t)
 	rc.send("GET /statistics HTTP/1.1\r\n\r\n")
@@ -664,9 +710,9 @@ func TestPanicRecovered(t *testing.T) {
 }
 
 // Normal requests, failures and bad requests log nothing.
-func TestNoLogPerRequest(t *testing.T) {
+func testNoLogPerRequest(t *testing.T, m mode) {
 	core, logs := observer.New(zap.DebugLevel)
-	ts := startServer(t, newTracker(t, nil), httpfront.Config{Logger: zap.New(core)})
+	ts := startServer(t, m, newTracker(t, nil), httpfront.Config{Logger: zap.New(core)})
 	rc := ts.dial(t)
 	rc.get(announcePath(1, conformance.H1, 1, 1, 0, ""))
 	rc.get("/announce?x")
@@ -680,7 +726,7 @@ func TestNoLogPerRequest(t *testing.T) {
 
 // A full scrape far larger than the inline limit is written from its own
 // buffer; framing stays right for the request pipelined behind it.
-func TestLargeFullScrape(t *testing.T) {
+func testLargeFullScrape(t *testing.T, m mode) {
 	trk := newTracker(t, func(s *tracker.Settings) {
 		s.FullScrape, s.AnonymousScrape, s.AnonymousAnnounce, s.AutoRegister, s.GzipScrape = true, true, true, true, true
 	})
@@ -694,7 +740,7 @@ func TestLargeFullScrape(t *testing.T) {
 			t.Fatal(out.Failure)
 		}
 	}
-	ts := startServer(t, trk, httpfront.Config{})
+	ts := startServer(t, m, trk, httpfront.Config{})
 	rc := ts.dial(t)
 	rc.send("GET /scrape HTTP/1.1\r\n\r\nGET /scrape HTTP/1.1\r\nAccept-Encoding: gzip\r\n\r\nGET /nothing HTTP/1.1\r\n\r\n")
 	_, plain := rc.read("GET")
@@ -716,5 +762,58 @@ func TestLargeFullScrape(t *testing.T) {
 	files, err := conformance.ParseScrapeFiles(decode(t, plain))
 	if err != nil || len(files) != n {
 		t.Fatalf("%d files, %v", len(files), err)
+	}
+}
+
+// fullScrapeTracker returns a tracker with n torrents, one seeder each,
+// and full scrapes allowed.
+func fullScrapeTracker(t *testing.T, n int) *tracker.Tracker {
+	trk := newTracker(t, func(s *tracker.Settings) {
+		s.FullScrape, s.AnonymousScrape, s.AnonymousAnnounce, s.AutoRegister = true, true, true, true
+	})
+	for i := 0; i < n; i++ {
+		var a tracker.Announce
+		copy(a.InfoHash[:], fmt.Sprintf("slow-reader-%08d", i))
+		a.PeerID, a.Addr, a.Port, a.NumWant = conformance.PeerID(i), conformance.Addr4, 1, -1
+		var out tracker.AnnounceResult
+		if trk.Announce(&a, &out); out.Failure != "" {
+			t.Fatal(out.Failure)
+		}
+	}
+	return trk
+}
+
+// Answers larger than the socket takes at once: a client that reads late
+// still gets all of them intact; one that does not read at all is cut off
+// after WriteTimeout.
+func testSlowReader(t *testing.T, m mode) {
+	const requests = 30 // about 6 MB of answers: more than loopback buffers hold
+	trk := fullScrapeTracker(t, 3000)
+	pipelined := strings.Repeat("GET /scrape HTTP/1.1\r\n\r\n", requests)
+
+	ts := startServer(t, m, trk, httpfront.Config{})
+	rc := ts.dial(t)
+	rc.send(pipelined)
+	time.Sleep(300 * time.Millisecond)
+	_, first := rc.read("GET")
+	if len(first) < 64<<10 {
+		t.Fatalf("full scrape of %d bytes", len(first))
+	}
+	for i := 1; i < requests; i++ {
+		if _, body := rc.read("GET"); !bytes.Equal(body, first) {
+			t.Fatalf("answer %d differs: %d bytes, want %d", i, len(body), len(first))
+		}
+	}
+	if resp, _ := rc.get("/nothing"); resp.StatusCode != 404 {
+		t.Fatalf("after the slow reads: %v", resp.Status)
+	}
+
+	ts = startServer(t, m, trk, httpfront.Config{WriteTimeout: 200 * time.Millisecond})
+	rc = ts.dial(t)
+	rc.send(pipelined)
+	time.Sleep(1500 * time.Millisecond)
+	n, err := io.Copy(io.Discard, rc.br)
+	if want := int64(requests * len(first)); n >= want {
+		t.Errorf("a client that did not read got all %d bytes (%v): no write timeout", n, err)
 	}
 }

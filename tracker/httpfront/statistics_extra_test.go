@@ -10,8 +10,14 @@ import (
 // StatusInfo.Extra rows (the UDP frontend's counts) appear on /statistics,
 // names escaped.
 func TestStatisticsExtraRows(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) { testStatisticsExtraRows(t, m) })
+	}
+}
+
+func testStatisticsExtraRows(t *testing.T, m mode) {
 	trk := newTracker(t, nil)
-	ts := startServer(t, trk, httpfront.Config{Status: func() httpfront.StatusInfo {
+	ts := startServer(t, m, trk, httpfront.Config{Status: func() httpfront.StatusInfo {
 		return httpfront.StatusInfo{Stats: trk.Stats(), Extra: []httpfront.StatusRow{
 			{Name: "udp announce requests", Value: 42}, {Name: "<b>", Value: -1},
 		}}
