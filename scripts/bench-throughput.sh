@@ -6,7 +6,9 @@
 # measured), the load generator on the other; runs alternate between them,
 # ROUNDS times, so that a busy moment of a shared machine hits both alike.
 # See docs/BENCHMARKS.md ("HTTP throughput").
-#   XBT_BENCH_ROUNDS (3), XBT_BENCH_DURATION (12s), XBT_BENCH_CONCURRENCY (64)
+#   XBT_BENCH_ROUNDS (3), XBT_BENCH_DURATION (12s), XBT_BENCH_CONCURRENCY (64),
+#   XBT_BENCH_KEEPALIVE ("true false": which modes to run),
+#   XBT_BENCH_SERVE_ARGS (more serve flags, e.g. --http-event-loops=false)
 source "$(dirname "$0")/bench-lib.sh"
 DB=${XBT_BENCH_DB:-xbt_bench}
 DUR=${XBT_BENCH_DURATION:-12s}
@@ -20,11 +22,12 @@ bench --dsn "$(dsn_for "$DB")" --setup-only --users 100000 --torrents 100000
 # (re)started announces plus 10% scrapes.
 COMMON=(--users 100000 --torrents 100000 --peers 100000 --concurrency "$CONC" --warmup 15s --duration "$DUR" --quiet)
 
-start_serve "$DB"
+# shellcheck disable=SC2086 # word splitting wanted
+start_serve "$DB" ${XBT_BENCH_SERVE_ARGS:-}
 NPORT=$((PORT + 1))
 PORT=$NPORT start_nginx
 NWORKER=$(pgrep -P "$NGINX_PID" | head -1)
-for ka in true false; do
+for ka in ${XBT_BENCH_KEEPALIVE:-true false}; do
   for r in $(seq 1 "$ROUNDS"); do
     bench --dsn "$(dsn_for "$DB")" --setup=false --target "http://127.0.0.1:$PORT" --keepalive=$ka --seed "$r" "${COMMON[@]}" \
       >"$OUT/serve-ka-$ka-$r.txt"

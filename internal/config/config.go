@@ -60,6 +60,7 @@ type Config struct {
 	DefaultNumwant   int            // default_numwant
 	MaxRequestBytes  int            // max_request_bytes
 	MaxConnections   int            // max_connections
+	HTTPEventLoops   bool           // http_event_loops
 	ReadTimeout      time.Duration  // read_timeout
 	IdleTimeout      time.Duration  // idle_timeout
 	ShutdownTimeout  time.Duration  // shutdown_timeout

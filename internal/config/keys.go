@@ -121,6 +121,7 @@ func newSpecTable() []spec {
 		integer("default_numwant", 50, 1, 1000, "Peers returned when the announce has no numwant; at most max_numwant.", func(c *Config) *int { return &c.DefaultNumwant }),
 		integer("max_request_bytes", 8192, 1024, 1<<20, "Largest HTTP request head (request line and headers) accepted, in bytes.", func(c *Config) *int { return &c.MaxRequestBytes }),
 		integer("max_connections", 8192, 1, 1<<20, "Most simultaneous HTTP connections; more wait in the kernel's accept queue.", func(c *Config) *int { return &c.MaxConnections }),
+		boolean("http_event_loops", true, "Serve HTTP connections from epoll event loops, one per core (Linux; elsewhere always 0). 0: a goroutine per connection, as before; same answers, more CPU per keep-alive request.", func(c *Config) *bool { return &c.HTTPEventLoops }),
 		duration("read_timeout", 10*time.Second, 100*time.Millisecond, 10*time.Minute, "Time allowed to read one HTTP request.", func(c *Config) *time.Duration { return &c.ReadTimeout }),
 		duration("idle_timeout", 60*time.Second, time.Second, time.Hour, "Time an idle keep-alive HTTP connection stays open.", func(c *Config) *time.Duration { return &c.IdleTimeout }),
 		duration("shutdown_timeout", 30*time.Second, time.Second, time.Hour, "On SIGTERM/SIGINT, time allowed to finish requests and flush statistics before exiting.", func(c *Config) *time.Duration { return &c.ShutdownTimeout }),

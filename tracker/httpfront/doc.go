@@ -1,7 +1,10 @@
 // Package httpfront is xbt-tracker's HTTP frontend: a hand-written HTTP/1.x
-// server on net.Conn (no net/http on the hot path) that parses announce and
-// scrape requests into tracker.Announce and tracker.ScrapeRequest, calls the
-// engine and writes XBT-compatible bencoded answers.
+// server (no net/http on the hot path) that parses announce and scrape
+// requests into tracker.Announce and tracker.ScrapeRequest, calls the engine
+// and writes XBT-compatible bencoded answers. On Linux, TCP listeners are
+// served by epoll event loops (eventloop_linux.go); otherwise, or with
+// Config.GoroutinePerConn, each connection gets its own goroutine
+// (server.go). Both share the request handling.
 //
 // The pieces are usable on their own: ReadRequest reads a request head,
 // ParseAnnounce/ParseAnnounceExtras and ParseScrape decode query strings,
