@@ -28,6 +28,7 @@ NPORT=$((PORT + 1))
 PORT=$NPORT start_nginx
 NWORKER=$(pgrep -P "$NGINX_PID" | head -1)
 for ka in ${XBT_BENCH_KEEPALIVE:-true false}; do
+  : >"$OUT/ratio-ka-$ka.txt"
   for r in $(seq 1 "$ROUNDS"); do
     bench --dsn "$(dsn_for "$DB")" --setup=false --target "http://127.0.0.1:$PORT" --keepalive=$ka --seed "$r" "${COMMON[@]}" \
       >"$OUT/serve-ka-$ka-$r.txt"
@@ -47,6 +48,9 @@ for ka in ${XBT_BENCH_KEEPALIVE:-true false}; do
     nc=$(awk '/^CPU/ {print $3, $6}' "$OUT/nginx-ka-$ka-$r.txt")
     sp=$(awk '/^latency/ {print $3, $7}' "$OUT/serve-ka-$ka-$r.txt")
     np=$(awk '/^latency/ {print $3, $7}' "$OUT/nginx-ka-$ka-$r.txt")
+    echo "$s $n" >>"$OUT/ratio-ka-$ka.txt"
     echo "keep-alive=$ka round $r: serve $s req/s (errors $se; p50/p99 $sp; CPU server/loadgen $sc), nginx $n req/s (p50/p99 $np; CPU $nc): $(awk -v s="$s" -v n="$n" 'BEGIN {printf "%.0f%%", 100*s/n}')"
   done
+  # The run's headline: mean of the rounds on each side, then the ratio.
+  awk -v ka="$ka" '{s += $1; n += $2; k++} END {printf "keep-alive=%s, %d rounds: serve %.0f req/s, nginx %.0f req/s on average: %.0f%%\n", ka, k, s/k, n/k, 100*s/n}' "$OUT/ratio-ka-$ka.txt"
 done
