@@ -727,19 +727,8 @@ func testNoLogPerRequest(t *testing.T, m mode) {
 // A full scrape far larger than the inline limit is written from its own
 // buffer; framing stays right for the request pipelined behind it.
 func testLargeFullScrape(t *testing.T, m mode) {
-	trk := newTracker(t, func(s *tracker.Settings) {
-		s.FullScrape, s.AnonymousScrape, s.AnonymousAnnounce, s.AutoRegister, s.GzipScrape = true, true, true, true, true
-	})
 	const n = 3000
-	for i := 0; i < n; i++ {
-		var a tracker.Announce
-		copy(a.InfoHash[:], fmt.Sprintf("large-scrape-%07d", i))
-		a.PeerID, a.Addr, a.Port, a.NumWant = conformance.PeerID(i), conformance.Addr4, 1, -1
-		var out tracker.AnnounceResult
-		if trk.Announce(&a, &out); out.Failure != "" {
-			t.Fatal(out.Failure)
-		}
-	}
+	trk := fullScrapeTracker(t, n, func(s *tracker.Settings) { s.GzipScrape = true })
 	ts := startServer(t, m, trk, httpfront.Config{})
 	rc := ts.dial(t)
 	rc.send("GET /scrape HTTP/1.1\r\n\r\nGET /scrape HTTP/1.1\r\nAccept-Encoding: gzip\r\n\r\nGET /nothing HTTP/1.1\r\n\r\n")
@@ -766,14 +755,17 @@ func testLargeFullScrape(t *testing.T, m mode) {
 }
 
 // fullScrapeTracker returns a tracker with n torrents, one seeder each,
-// and full scrapes allowed.
-func fullScrapeTracker(t *testing.T, n int) *tracker.Tracker {
+// full scrapes allowed, and tweak's settings.
+func fullScrapeTracker(t *testing.T, n int, tweak func(*tracker.Settings)) *tracker.Tracker {
 	trk := newTracker(t, func(s *tracker.Settings) {
 		s.FullScrape, s.AnonymousScrape, s.AnonymousAnnounce, s.AutoRegister = true, true, true, true
+		if tweak != nil {
+			tweak(s)
+		}
 	})
 	for i := 0; i < n; i++ {
 		var a tracker.Announce
-		copy(a.InfoHash[:], fmt.Sprintf("slow-reader-%08d", i))
+		copy(a.InfoHash[:], fmt.Sprintf("full-scrape-%08d", i))
 		a.PeerID, a.Addr, a.Port, a.NumWant = conformance.PeerID(i), conformance.Addr4, 1, -1
 		var out tracker.AnnounceResult
 		if trk.Announce(&a, &out); out.Failure != "" {
@@ -788,7 +780,7 @@ func fullScrapeTracker(t *testing.T, n int) *tracker.Tracker {
 // after WriteTimeout.
 func testSlowReader(t *testing.T, m mode) {
 	const requests = 30 // about 6 MB of answers: more than loopback buffers hold
-	trk := fullScrapeTracker(t, 3000)
+	trk := fullScrapeTracker(t, 3000, nil)
 	pipelined := strings.Repeat("GET /scrape HTTP/1.1\r\n\r\n", requests)
 
 	ts := startServer(t, m, trk, httpfront.Config{})
