@@ -33,9 +33,10 @@ import (
 
 // loopSet is the event loops serving one listener.
 type loopSet struct {
-	s     *Server
-	loops []*loop
-	next  int
+	s       *Server
+	loops   []*loop
+	next    int
+	backoff time.Duration // after failed dups, as Serve's after failed accepts
 }
 
 // startLoops starts GOMAXPROCS event loops for ln, or returns nil when ln
@@ -82,9 +83,13 @@ func (ls *loopSet) serve(nc net.Conn) admission {
 	fd, err := dupSocket(nc)
 	nc.Close()
 	if err != nil {
-		s.log.Warn("cannot take over a new connection; closed it", zap.Error(err))
+		// Out of descriptors, most likely: wait it out, as for accept.
+		ls.backoff = acceptBackoff(ls.backoff)
+		s.log.Warn("cannot take over a new connection; closed it", zap.Error(err), zap.Duration("backoff", ls.backoff))
+		time.Sleep(ls.backoff)
 		return refused
 	}
+	ls.backoff = 0
 	c := &econn{conn: conn{fd: fd, remote: remote}}
 	switch a := s.admit(&c.conn); a {
 	case refused, closing:
@@ -213,7 +218,7 @@ type loop struct {
 	now    int64 // ns since start, refreshed per wake-up
 	events []syscall.EpollEvent
 	conns  []*econn // by socket number
-	n      int      // len of conns that are not nil
+	n      int      // how many of conns are not nil
 	poll   func(uintptr) bool
 
 	sweepEvery time.Duration

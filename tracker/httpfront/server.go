@@ -298,8 +298,9 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 }
 
-// acceptBackoff is how long to wait after the accept error number n in a
-// row: EMFILE and friends, waited out rather than giving up the port.
+// acceptBackoff is the wait after one more accept error in a row, given the
+// previous wait: EMFILE and friends are waited out rather than giving up
+// the port.
 func acceptBackoff(prev time.Duration) time.Duration {
 	if prev == 0 {
 		return 5 * time.Millisecond
