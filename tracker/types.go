@@ -121,6 +121,14 @@ type Settings struct {
 	MaxNumWant        int
 	LogAnnounce       bool
 	LogScrape         bool
+	LogAccess         bool // log_access: the HTTP frontend logs one line per request
+
+	// MaxCreditPerAnnounce caps the uploaded and downloaded delta one
+	// announce may credit (bytes; 0 = no cap). A delta over it credits
+	// nothing for that counter: no real client moves a TiB between two
+	// announces, so such a delta is a lie or a wrapped counter, and one
+	// client must not mint exabytes of ratio.
+	MaxCreditPerAnnounce uint64
 }
 
 // User is a row of xbt_users as the engine needs it.

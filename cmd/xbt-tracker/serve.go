@@ -181,6 +181,9 @@ func settings(cfg config.Config) tracker.Settings {
 		MaxNumWant:        cfg.MaxNumwant,
 		LogAnnounce:       cfg.LogAnnounce,
 		LogScrape:         cfg.LogScrape,
+		LogAccess:         cfg.LogAccess,
+
+		MaxCreditPerAnnounce: uint64(max(cfg.MaxCreditPerAnnounce, 0)),
 	}
 }
 

@@ -51,22 +51,24 @@ type Config struct {
 	ColumnUsersUID        string        // column_users_uid
 
 	// The tracker's own keys (never from xbt_config).
-	DSN              string         // dsn (secret password)
-	ListenHTTP       []string       // listen_http; see HTTPAddrs
-	ListenUDP        []string       // listen_udp; see UDPAddrs
-	AdminListen      string         // admin_listen; "" = the HTTP listeners
-	TrustedProxies   []netip.Prefix // trusted_proxies; single addresses as /32 or /128
-	MaxNumwant       int            // max_numwant
-	DefaultNumwant   int            // default_numwant
-	MaxRequestBytes  int            // max_request_bytes
-	MaxConnections   int            // max_connections
-	HTTPEventLoops   bool           // http_event_loops
-	ReadTimeout      time.Duration  // read_timeout
-	IdleTimeout      time.Duration  // idle_timeout
-	ShutdownTimeout  time.Duration  // shutdown_timeout
-	LedgerMaxEntries int            // ledger_max_entries
-	GCPercent        int            // gc_percent
-	LogLevel         string         // log_level: debug, info, warn or error (lower case)
+	DSN                  string         // dsn (secret password)
+	ListenHTTP           []string       // listen_http; see HTTPAddrs
+	ListenUDP            []string       // listen_udp; see UDPAddrs
+	AdminListen          string         // admin_listen; "" = the HTTP listeners
+	TrustedProxies       []netip.Prefix // trusted_proxies; single addresses as /32 or /128
+	MaxNumwant           int            // max_numwant
+	DefaultNumwant       int            // default_numwant
+	MaxRequestBytes      int            // max_request_bytes
+	MaxConnections       int            // max_connections
+	MaxConnectionsPerIP  int            // max_connections_per_ip
+	MaxCreditPerAnnounce int            // max_credit_per_announce (bytes; 0 = no cap)
+	HTTPEventLoops       bool           // http_event_loops
+	ReadTimeout          time.Duration  // read_timeout
+	IdleTimeout          time.Duration  // idle_timeout
+	ShutdownTimeout      time.Duration  // shutdown_timeout
+	LedgerMaxEntries     int            // ledger_max_entries
+	GCPercent            int            // gc_percent
+	LogLevel             string         // log_level: debug, info, warn or error (lower case)
 
 	origins map[string]origin // key -> where its value came from (set by Build)
 }
