@@ -21,6 +21,18 @@ const (
 	DefaultWriteTimeout = 30 * time.Second
 )
 
+// Session lock waits, set on every connection unless the DSN sets them.
+// They are far below the server's defaults (50 s for a row lock, a day for
+// a metadata lock) and below any flush's deadline (at least 30 s), so that a
+// catalog transaction holding a row the flush needs makes the statement fail
+// with 1205 well within the flush: the writer retries it (MaxAttempts 5:
+// about 26 s in all) and the stall is logged and counted, instead of the
+// flush running out of time silently while InnoDB still waits.
+const (
+	DefaultInnoDBLockWaitTimeout = "5"
+	DefaultLockWaitTimeout       = "10"
+)
+
 // Pool limits. The tracker needs few connections: reloads and flushes run
 // one at a time, and the hot path never touches the database.
 const (
@@ -64,6 +76,15 @@ func parseDSN(dsn string) (*mysql.Config, error) {
 	if cfg.WriteTimeout == 0 {
 		cfg.WriteTimeout = DefaultWriteTimeout
 	}
+	if cfg.Params == nil {
+		cfg.Params = map[string]string{}
+	}
+	if _, ok := cfg.Params["innodb_lock_wait_timeout"]; !ok {
+		cfg.Params["innodb_lock_wait_timeout"] = DefaultInnoDBLockWaitTimeout
+	}
+	if _, ok := cfg.Params["lock_wait_timeout"]; !ok {
+		cfg.Params["lock_wait_timeout"] = DefaultLockWaitTimeout
+	}
 	return cfg, nil
 }
 
@@ -71,7 +92,9 @@ func parseDSN(dsn string) (*mysql.Config, error) {
 // root:@tcp(127.0.0.1:3306)/xbt) and pings it with ctx.
 //
 // It forces parseTime=true and interpolateParams=true, applies dial/read/
-// write timeouts of 5s/30s/30s unless the DSN sets them, and limits the pool.
+// write timeouts of 5s/30s/30s and session lock waits of 5 s (row locks,
+// innodb_lock_wait_timeout) and 10 s (metadata locks, lock_wait_timeout)
+// unless the DSN sets them, and limits the pool.
 // Every error says what is wrong and how to fix it, and never contains the
 // password.
 func Open(ctx context.Context, dsn string) (*gosql.DB, error) {

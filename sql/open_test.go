@@ -112,3 +112,31 @@ func TestOpenWorks(t *testing.T) {
 		t.Fatalf("MaxOpenConnections = %d", got)
 	}
 }
+
+// Every connection of the pool runs with short lock waits (unless the DSN
+// says otherwise), so a flush blocked by a catalog's row lock gets 1205 and
+// retries well within its deadline.
+func TestOpenSetsSessionLockWaits(t *testing.T) {
+	ctx := context.Background()
+	_, dsn := dbtest.New(t)
+	for _, tc := range []struct {
+		extra      string
+		innodb, md int
+	}{
+		{"", 5, 10},
+		{"&innodb_lock_wait_timeout=7&lock_wait_timeout=8", 7, 8},
+	} {
+		db, err := Open(ctx, dsn+tc.extra)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var innodb, md int
+		if err := db.QueryRowContext(ctx, "SELECT @@SESSION.innodb_lock_wait_timeout, @@SESSION.lock_wait_timeout").Scan(&innodb, &md); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+		if innodb != tc.innodb || md != tc.md {
+			t.Errorf("DSN params %q: lock waits %d/%d, want %d/%d", tc.extra, innodb, md, tc.innodb, tc.md)
+		}
+	}
+}

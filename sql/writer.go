@@ -10,7 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
+	"go.uber.org/zap"
 
 	"github.com/xbt-tracker/xbt-tracker/tracker"
 )
@@ -27,13 +27,6 @@ const (
 // back to a server-side prepare when it cannot interpolate, so every chunk
 // stays under it.
 const maxPlaceholders = 65535
-
-// MySQL error numbers the writer retries: the server rolled the statement
-// (1205) or the whole transaction (1213) back, so running it again is safe.
-const (
-	errLockWaitTimeout = 1205
-	errDeadlock        = 1213
-)
 
 // ErrCommitUnknown is wrapped by Write's error when the connection failed
 // while a chunk's COMMIT was in flight and the outcome could not be read
@@ -57,6 +50,10 @@ type WriterOptions struct {
 	// further retry and is jittered (50-100%) so that two trackers that
 	// collided do not collide again. Default 50ms.
 	Backoff time.Duration
+	// Logger receives what an operator must hear of: quarantined rows,
+	// saturated sums, COMMITs of unknown outcome and how they were
+	// settled. nil: no logging.
+	Logger *zap.Logger
 }
 
 func (o WriterOptions) withDefaults() WriterOptions {
@@ -68,6 +65,9 @@ func (o WriterOptions) withDefaults() WriterOptions {
 	}
 	if o.Backoff <= 0 {
 		o.Backoff = DefaultBackoff
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
 	}
 	return o
 }
@@ -90,6 +90,14 @@ type WriterStats struct {
 	// has no xbt_tracker_writers table (migration 00003): they are dropped
 	// rather than risk counting them twice.
 	InDoubt, InDoubtDropped uint64
+	// Quarantined counts rows set aside because the database refused them
+	// on their own (see writer_quarantine.go); QuarantineGivenUp those
+	// given up on after QuarantineKeep or at stop (logged with their
+	// values); QuarantineWritten those written after all on a retry.
+	Quarantined, QuarantineGivenUp, QuarantineWritten uint64
+	// Clamped counts rows written with their sums saturated at the
+	// column's maximum.
+	Clamped uint64
 }
 
 // Writer writes the engine's pending deltas (tracker.Batch) back to the
@@ -100,15 +108,26 @@ type Writer struct {
 	s  Schema
 	o  WriterOptions
 
-	mu    sync.Mutex // serialises Write and DeleteFiles
-	id    [16]byte   // this Writer's key in xbt_tracker_writers
-	seq   uint64     // last chunk sequence number issued (guarded by mu)
-	env   *writerEnv // what the server told us once (guarded by mu)
-	doubt *doubtChunk
+	log *zap.Logger
+
+	mu        sync.Mutex // serialises Write and DeleteFiles
+	id        [16]byte   // this Writer's key in xbt_tracker_writers
+	seq       uint64     // last chunk sequence number issued (guarded by mu)
+	env       *writerEnv // what the server told us once (guarded by mu)
+	doubt     *doubtChunk
+	q         quarantine          // rows the database refuses (guarded by mu)
+	clampKeys map[rowKey]struct{} // rows whose sums saturate (guarded by mu)
+
+	// Row counts readable without mu (metrics must not wait for a flush).
+	inDoubtRows, quarantinedRows atomic.Int64
 
 	stats struct {
 		statements, rows, retries, usersDropped, filesUnmatched, inDoubt, inDoubtDropped atomic.Uint64
+		quarantined, quarantineGivenUp, quarantineWritten, clamped                       atomic.Uint64
 	}
+
+	// now is the clock (time.Now; tests set it).
+	now func() time.Time
 
 	// Test hooks, nil in production. beforeCommit runs inside a chunk's
 	// transaction before COMMIT with the chunk's arguments; a non-nil error
@@ -122,9 +141,10 @@ type Writer struct {
 
 // doubtChunk is a chunk whose COMMIT outcome is not known yet.
 type doubtChunk struct {
-	seq  uint64
-	rows *tracker.Batch
-	err  error
+	seq   uint64
+	rows  *tracker.Batch
+	err   error
+	table string
 }
 
 // NewWriter returns a Writer for the tables and columns in s. It does not
@@ -133,6 +153,7 @@ type doubtChunk struct {
 // table exists).
 func NewWriter(db *gosql.DB, s Schema, o WriterOptions) *Writer {
 	w := &Writer{db: db, s: s, o: o.withDefaults()}
+	w.log = w.o.Logger
 	for i := 0; i < len(w.id); i += 8 {
 		v := rand.Uint64()
 		for j := 0; j < 8; j++ {
@@ -152,7 +173,19 @@ func (w *Writer) Stats() WriterStats {
 		FilesUnmatched: w.stats.filesUnmatched.Load(),
 		InDoubt:        w.stats.inDoubt.Load(),
 		InDoubtDropped: w.stats.inDoubtDropped.Load(),
+
+		Quarantined:       w.stats.quarantined.Load(),
+		QuarantineGivenUp: w.stats.quarantineGivenUp.Load(),
+		QuarantineWritten: w.stats.quarantineWritten.Load(),
+		Clamped:           w.stats.clamped.Load(),
 	}
+}
+
+func (w *Writer) clock() time.Time {
+	if w.now != nil {
+		return w.now()
+	}
+	return time.Now()
 }
 
 // InDoubt is the number of rows the Writer holds because their chunk's
@@ -160,13 +193,30 @@ func (w *Writer) Stats() WriterStats {
 // first: committed rows are forgotten, uncommitted ones written with the new
 // batch. A caller stopping for good may log this number: those rows were
 // possibly, not certainly, written.
-func (w *Writer) InDoubt() int {
+//
+// It does not wait for a Write in progress (it is read by /metrics).
+func (w *Writer) InDoubt() int { return int(w.inDoubtRows.Load()) }
+
+// Quarantined is the number of rows held in quarantine (0 normally). It
+// does not wait for a Write in progress.
+func (w *Writer) Quarantined() int { return int(w.quarantinedRows.Load()) }
+
+// Prepare reads once what the Writer needs from the server (as the first
+// Write would) and says, at warning level, what the database lacks: without
+// the commit marker table (migration 00003) a COMMIT whose outcome is
+// unknown cannot be read back, and its chunk is dropped rather than risk
+// counting it twice. serve calls it at start-up, so the operator hears of it
+// before anything is at stake.
+func (w *Writer) Prepare(ctx context.Context) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.doubt == nil {
-		return 0
+	if err := w.ensureEnv(ctx); err != nil {
+		return err
 	}
-	return w.doubt.rows.Len()
+	if !w.env.marker {
+		w.log.Warn("the database has no " + writersTable + " table: a COMMIT whose outcome is unknown (a connection lost or an error reply during COMMIT) cannot be read back, so its chunk of statistics is dropped rather than counted twice; apply migration 00003: xbt-tracker migrate up")
+	}
+	return nil
 }
 
 // Write writes b: auto-registered torrents, file counters, user totals,
@@ -179,23 +229,35 @@ func (w *Writer) InDoubt() int {
 // for long; deadlocks (1213) and lock wait timeouts (1205) are retried with
 // jittered exponential backoff, up to MaxAttempts per chunk.
 //
-// On any other failure (or retries exhausted, or ctx done between chunks)
-// Write stops and returns the part of b not committed: a new Batch holding
-// exactly the rows of the failed chunk and of every later one, with the
-// error. The caller restores only that (tracker.Restore), so nothing
-// committed is ever written twice. unwritten is nil on success.
+// A chunk the server refuses for something in its rows (rowError: out of
+// range, data too long, a foreign key, a trigger the catalog added) is split
+// in halves until the rows at fault stand alone, so every other row commits
+// in this same Write. A lone row whose sum went past its column's maximum is
+// written again with the sum saturated there (counted in Stats.Clamped);
+// any other lone row is quarantined (see writer_quarantine.go): set aside,
+// logged, counted, retried alone later, and never allowed to hold anything
+// back.
 //
-// One case is neither: the connection breaks while COMMIT is in flight.
-// Every chunk transaction also records its sequence number in
-// xbt_tracker_writers (migration 00003), so Write reads it back and knows.
-// If the database cannot answer right then, the Writer keeps that chunk
-// (see InDoubt), returns the later chunks as unwritten with an error
-// wrapping ErrCommitUnknown, and settles it at the start of the next Write.
+// On any other failure (connection lost, retries exhausted, a statement-wide
+// error such as a missing privilege, ctx done between chunks) Write stops
+// and returns the part of b not committed: a new Batch holding exactly the
+// rows of the failed chunk and of every later one, with the error. The
+// caller restores only that (tracker.Restore), so nothing committed is ever
+// written twice. unwritten is nil on success.
 //
-// A chunk already sent is not interrupted by ctx between its statement and
-// COMMIT (interrupting a COMMIT is what makes its outcome unknown); ctx is
-// checked before each chunk, while waiting to retry and during the pause
-// between chunks that WithChunkPause asks for.
+// One case is neither: COMMIT was sent and its answer is an error, is lost
+// with the connection, or does not come before ctx's deadline. Every chunk
+// transaction also records its sequence number in xbt_tracker_writers
+// (migration 00003), so Write reads it back and knows. If the database
+// cannot answer right then, the Writer keeps that chunk (see InDoubt),
+// returns the later chunks as unwritten with an error wrapping
+// ErrCommitUnknown, and settles it at the start of the next Write.
+//
+// ctx bounds everything: the connection, every statement, the wait for
+// COMMIT's answer (its deadline does; a cancellation leaves a COMMIT already
+// sent a moment to answer, commitGrace, so that stopping does not make
+// outcomes unknown for nothing), the settling read, and the pause between
+// chunks that WithChunkPause asks for.
 //
 // Deltas for users or files the catalog has deleted are dropped (UPDATE ...
 // JOIN never creates rows; counted in Stats). Announce/scrape log entries
@@ -203,22 +265,27 @@ func (w *Writer) InDoubt() int {
 func (w *Writer) Write(ctx context.Context, b *tracker.Batch) (unwritten *tracker.Batch, err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if b.Len() == 0 && w.doubt == nil {
+	now := w.clock()
+	if b.Len() == 0 && w.doubt == nil && !w.q.due(now) {
 		return nil, nil
 	}
 	if err := w.ensureEnv(ctx); err != nil {
 		return orEmpty(b), err
 	}
 	if w.doubt != nil {
-		committed, err := w.settle(ctx, w.doubt.seq)
+		d := w.doubt
+		committed, err := w.settle(ctx, d.seq)
 		if err != nil {
-			return orEmpty(b), fmt.Errorf("write: settle earlier chunk (%d rows) first: %w: %w", w.doubt.rows.Len(), ErrCommitUnknown, err)
+			return orEmpty(b), fmt.Errorf("write: settle earlier chunk (%d rows) first: %w: %w", d.rows.Len(), ErrCommitUnknown, err)
 		}
+		w.logSettled(d.table, d.rows.Len(), d.err, committed, "")
 		if !committed {
-			b = tracker.MergeBatches(w.doubt.rows, b)
+			b = tracker.MergeBatches(d.rows, b)
 		}
-		w.doubt = nil
+		w.setDoubt(nil)
 	}
+	b = orEmpty(b)
+	w.divert(b)
 
 	parts := w.plan(b)
 	gap := chunkPause(ctx)
@@ -234,36 +301,141 @@ func (w *Writer) Write(ctx context.Context, b *tracker.Batch) (unwritten *tracke
 			if err := ctx.Err(); err != nil {
 				return remainder(parts, pi, lo), fmt.Errorf("write %s: %w", p.table(), err)
 			}
-			err := w.execChunk(ctx, p, lo, hi)
-			if err == nil {
-				continue
-			}
-			var d *doubtError
-			if !errors.As(err, &d) {
-				return remainder(parts, pi, lo), err
-			}
-			committed, serr := w.settle(ctx, d.seq)
-			switch {
-			case serr == nil && committed:
-				w.countCommitted(p, lo, hi, d.affected)
-				continue
-			case serr == nil:
-				return remainder(parts, pi, lo), err
-			case errors.Is(serr, errNoMarker):
-				// Unknowable: dropping may lose the chunk, retrying may count
-				// it twice. The contract is "never twice".
-				w.stats.inDoubtDropped.Add(1)
-				return remainder(parts, pi, hi), fmt.Errorf("%w; the chunk (%d rows) was dropped because %s", err, hi-lo, serr)
-			default:
-				held := &tracker.Batch{}
-				fill(held)
-				p.restore(held, lo, hi)
-				w.doubt = &doubtChunk{seq: d.seq, rows: held, err: err}
-				return remainder(parts, pi, hi), fmt.Errorf("%w; %d rows held until the next Write settles them: %w", err, hi-lo, serr)
+			if done, err := w.writeRange(ctx, p, lo, hi); err != nil {
+				return remainder(parts, pi, done), err
 			}
 		}
 	}
+	w.retryQuarantined(ctx, now, false)
 	return nil, nil
+}
+
+// writeRange writes rows [lo, hi) of p, isolating rows the server refuses
+// (see Write). It returns how far the rows are done with: on error, rows
+// [lo, done) are committed or quarantined and rows [done, hi) are not, so
+// the caller hands back exactly those. Halves are written left to right, so
+// what is done is always a prefix.
+func (w *Writer) writeRange(ctx context.Context, p part, lo, hi int) (int, error) {
+	clamp := w.mustClamp(p, lo, hi)
+	err := w.execRange(ctx, p, lo, hi, clamp)
+	switch {
+	case err == nil:
+		return hi, nil
+	case isSkip(err):
+		return hi, err
+	case !rowError(err) || ctx.Err() != nil:
+		return lo, err
+	}
+	if hi-lo > 1 {
+		mid := lo + (hi-lo)/2
+		if done, err := w.writeRange(ctx, p, lo, mid); err != nil {
+			return done, err
+		}
+		return w.writeRange(ctx, p, mid, hi)
+	}
+	if _, ok := p.(clamper); ok && !clamp && outOfRange(err) {
+		// A sum past its column's maximum: saturate it there.
+		cerr := w.execRange(ctx, p, lo, hi, true)
+		switch {
+		case cerr == nil:
+			w.rememberClamp(p.row(lo), p.table(), err)
+			w.stats.clamped.Add(1)
+			return hi, nil
+		case isSkip(cerr):
+			return hi, cerr
+		case !rowError(cerr):
+			return lo, cerr
+		}
+		err = cerr
+	}
+	w.quarantine(p, lo, err)
+	return hi, nil
+}
+
+// execRange writes rows [lo, hi) of p as one chunk, retrying deadlocks and
+// lock wait timeouts, and settles a COMMIT of unknown outcome through the
+// commit marker. nil: committed. A *skipError: the rows must not be handed
+// back (dropped, or held as in doubt). Any other error: not committed.
+func (w *Writer) execRange(ctx context.Context, p part, lo, hi int, clamp bool) error {
+	err := w.execChunk(ctx, p, lo, hi, clamp)
+	var d *doubtError
+	if !errors.As(err, &d) {
+		return err
+	}
+	committed, serr := w.settle(ctx, d.seq)
+	switch {
+	case serr == nil && committed:
+		w.logSettled(p.table(), hi-lo, d.err, true, "")
+		w.countCommitted(p, lo, hi, d.affected, clamp)
+		return nil
+	case serr == nil:
+		w.logSettled(p.table(), hi-lo, d.err, false, "")
+		return fmt.Errorf("%w (read back: not committed)", d.err)
+	case errors.Is(serr, errNoMarker):
+		// Unknowable: dropping may lose the chunk, retrying may count it
+		// twice. The contract is "never twice".
+		w.stats.inDoubtDropped.Add(1)
+		up, down := rangeBytes(p, lo, hi)
+		w.log.Warn("commit outcome unknown; the chunk is DROPPED (never counted twice) because the commit marker table is missing: apply migration 00003 (xbt-tracker migrate up)",
+			zap.String("settled", "dropped"), zap.String("table", p.table()), zap.Int("rows", hi-lo),
+			zap.Uint64("uploaded_bytes", up), zap.Uint64("downloaded_bytes", down), zap.NamedError("commit_error", d.err))
+		return &skipError{fmt.Errorf("%w; the chunk (%d rows) was dropped because %w", d.err, hi-lo, serr)}
+	default:
+		held := &tracker.Batch{}
+		fill(held)
+		p.restore(held, lo, hi)
+		w.setDoubt(&doubtChunk{seq: d.seq, rows: held, err: d.err, table: p.table()})
+		w.logSettled(p.table(), hi-lo, d.err, false, "held")
+		return &skipError{fmt.Errorf("%w; %d rows held until the next Write settles them: %w", d, hi-lo, serr)}
+	}
+}
+
+// skipError: execRange neither committed the rows nor may they be handed
+// back (dropped, or held).
+type skipError struct{ err error }
+
+func (e *skipError) Error() string { return e.err.Error() }
+func (e *skipError) Unwrap() error { return e.err }
+
+func isSkip(err error) bool {
+	var s *skipError
+	return errors.As(err, &s)
+}
+
+// rangeBytes sums the uploaded and downloaded bytes rows [lo, hi) carry.
+func rangeBytes(p part, lo, hi int) (up, down uint64) {
+	for i := lo; i < hi; i++ {
+		r := p.row(i)
+		up += r.uploaded
+		down += r.downloaded
+	}
+	return up, down
+}
+
+// logSettled says how a COMMIT of unknown outcome was settled: at info when
+// read back (nothing is lost or doubled), at warn when held.
+func (w *Writer) logSettled(table string, rows int, commitErr error, committed bool, how string) {
+	if how == "" {
+		how = "not committed"
+		if committed {
+			how = "committed"
+		}
+	}
+	f := []zap.Field{zap.String("settled", how), zap.String("table", table), zap.Int("rows", rows), zap.NamedError("commit_error", commitErr)}
+	if how == "held" {
+		w.log.Warn("commit outcome unknown and the database cannot be asked now; the chunk is held and settled by the next write", f...)
+		return
+	}
+	w.log.Info("commit outcome unknown; read back from the commit marker", f...)
+}
+
+func (w *Writer) setDoubt(d *doubtChunk) {
+	w.doubt = d
+	n := 0
+	if d != nil {
+		n = d.rows.Len()
+	}
+	w.inDoubtRows.Store(int64(n))
 }
 
 // chunkPauseKey carries WithChunkPause's pause in a context.
@@ -308,8 +480,8 @@ func orEmpty(b *tracker.Batch) *tracker.Batch {
 	return b
 }
 
-// doubtError is a chunk whose COMMIT failed on the connection (not with a
-// server error), so whether it committed is unknown.
+// doubtError is a chunk whose COMMIT was sent but not answered with
+// success, so whether it committed is unknown.
 type doubtError struct {
 	seq      uint64
 	affected int64
@@ -321,10 +493,14 @@ func (e *doubtError) Unwrap() []error {
 	return []error{ErrCommitUnknown, e.err}
 }
 
-// execChunk writes rows [lo, hi) of p, retrying deadlocks and lock wait
-// timeouts.
-func (w *Writer) execChunk(ctx context.Context, p part, lo, hi int) error {
-	q, args, err := p.build(lo, hi)
+// execChunk writes rows [lo, hi) of p (saturating sums when clamp),
+// retrying deadlocks and lock wait timeouts.
+func (w *Writer) execChunk(ctx context.Context, p part, lo, hi int, clamp bool) error {
+	build := p.build
+	if c, ok := p.(clamper); ok && clamp {
+		build = c.buildClamped
+	}
+	q, args, err := build(lo, hi)
 	if err != nil {
 		return fmt.Errorf("write %s: build statement: %w", p.table(), err)
 	}
@@ -332,7 +508,7 @@ func (w *Writer) execChunk(ctx context.Context, p part, lo, hi int) error {
 	for attempt := 1; ; attempt++ {
 		affected, err := w.tryChunk(ctx, p, q, args)
 		if err == nil {
-			w.countCommitted(p, lo, hi, affected)
+			w.countCommitted(p, lo, hi, affected, clamp)
 			return nil
 		}
 		var d *doubtError
@@ -361,17 +537,31 @@ func (w *Writer) execChunk(ctx context.Context, p part, lo, hi int) error {
 	}
 }
 
+// commitGrace is how long a COMMIT already sent may still answer after the
+// write was cancelled (not timed out): normally milliseconds; waiting a
+// little saves settling an unknown outcome for nothing.
+const commitGrace = 2 * time.Second
+
+// errCommitNoAnswer: COMMIT was sent and did not answer in time. Whether it
+// committed is unknown; it is settled through the commit marker.
+var errCommitNoAnswer = errors.New("COMMIT sent, no answer before the write's deadline")
+
 // tryChunk runs one attempt of a chunk in its own transaction: the
 // statement, the commit marker, COMMIT. It returns the statement's affected
 // rows.
 //
-// The transaction is begun with a context that ctx's cancellation does not
-// reach, because database/sql rolls a transaction back from another
-// goroutine when its context ends, which could cut a COMMIT in flight. The
-// statements themselves use ctx: cancelling one of them can only abort a
-// transaction that has not been committed.
+// The transaction's context carries ctx's deadline but not its
+// cancellation: a stop should let a chunk already written commit rather
+// than roll it back, while the deadline bounds everything (database/sql
+// rolls the transaction back when that context ends, and the driver gives
+// up on a connection attempt or a statement). The statements themselves
+// use ctx. COMMIT takes no context in database/sql (the driver waits up to
+// its read timeout), so commitBounded waits for it at most until the
+// deadline.
 func (w *Writer) tryChunk(ctx context.Context, p part, q string, args []any) (int64, error) {
-	tx, err := w.db.BeginTx(context.WithoutCancel(ctx), nil)
+	txCtx, cancel := deadlineOnly(ctx)
+	defer cancel()
+	tx, err := w.db.BeginTx(txCtx, nil)
 	if err != nil {
 		return 0, err
 	}
@@ -395,26 +585,69 @@ func (w *Writer) tryChunk(ctx context.Context, p part, q string, args []any) (in
 			return 0, err
 		}
 	}
-	if w.commit != nil {
-		err = w.commit(p.table(), tx)
-	} else {
-		err = tx.Commit()
-	}
+	err = w.commitBounded(ctx, txCtx, p.table(), tx)
 	if err == nil {
 		return affected, nil
 	}
-	var me *mysql.MySQLError
-	if errors.As(err, &me) {
-		return 0, err // the server refused the COMMIT: not committed
+	if commitNotSent(err) {
+		return 0, fmt.Errorf("COMMIT not sent: %w", err)
 	}
+	// Sent: an error reply (a proxy may answer one for a backend that did
+	// commit), a lost connection, or no answer in time. Only the commit
+	// marker knows.
 	w.stats.inDoubt.Add(1)
 	return 0, &doubtError{seq: seq, affected: affected, err: fmt.Errorf("COMMIT: %w", err)}
 }
 
-func (w *Writer) countCommitted(p part, lo, hi int, affected int64) {
+// commitBounded commits tx, waiting for the answer until txCtx's deadline,
+// or for commitGrace once ctx is cancelled. A COMMIT given up on goes on in
+// its goroutine until the driver's read timeout; its outcome is settled
+// through the commit marker (whose locking read waits for it).
+func (w *Writer) commitBounded(ctx, txCtx context.Context, table string, tx *gosql.Tx) error {
+	done := make(chan error, 1)
+	hook := w.commit
+	go func() {
+		if hook != nil {
+			done <- hook(table, tx)
+			return
+		}
+		done <- tx.Commit()
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-txCtx.Done():
+		return errCommitNoAnswer
+	case <-ctx.Done():
+	}
+	t := time.NewTimer(commitGrace)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-txCtx.Done():
+	case <-t.C:
+	}
+	return errCommitNoAnswer
+}
+
+// deadlineOnly returns a context with ctx's deadline and values but not its
+// cancellation.
+func deadlineOnly(ctx context.Context) (context.Context, context.CancelFunc) {
+	c := context.WithoutCancel(ctx)
+	if dl, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(c, dl)
+	}
+	return c, func() {}
+}
+
+func (w *Writer) countCommitted(p part, lo, hi int, affected int64, clamped bool) {
 	n := uint64(hi - lo)
 	w.stats.statements.Add(1)
 	w.stats.rows.Add(n)
+	if clamped {
+		w.stats.clamped.Add(w.clampedRows(p, lo, hi))
+	}
 	if affected >= 0 && uint64(affected) < n {
 		switch p.(type) {
 		case *userPart:
@@ -423,13 +656,6 @@ func (w *Writer) countCommitted(p part, lo, hi int, affected int64) {
 			w.stats.filesUnmatched.Add(n - uint64(affected))
 		}
 	}
-}
-
-// retryable reports whether err is a deadlock or lock wait timeout: the
-// server has rolled the statement back, so running it again is safe.
-func retryable(err error) bool {
-	var me *mysql.MySQLError
-	return errors.As(err, &me) && (me.Number == errDeadlock || me.Number == errLockWaitTimeout)
 }
 
 // chunkRows is how many rows of p go into one statement: at most

@@ -5,6 +5,7 @@ import (
 	gosql "database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -36,8 +37,13 @@ type writerEnv struct {
 	uid, fid, fuFid, leechers, seeders, completed    string // quoted
 	maxPacket                                        int
 	marker                                           bool
-	announceCols, scrapeCols                         []string
-	announceIPA, scrapeIPA                           bool
+	// Largest value of each summed column, from its type: what a sum
+	// saturates at (see clamper).
+	maxUsersUp, maxUsersDown                           uint64
+	maxFilesCompleted                                  uint64
+	maxFUUp, maxFUDown, maxFUCompleted, maxFUAnnounced uint64
+	announceCols, scrapeCols                           []string
+	announceIPA, scrapeIPA                             bool
 }
 
 // announceLogColumns and scrapeLogColumns are the log columns the writer
@@ -73,24 +79,31 @@ func (w *Writer) ensureEnv(ctx context.Context) error {
 		return fmt.Errorf("writer: read max_allowed_packet: %w", err)
 	}
 
-	cols, err := readColumns(ctx, w.db, w.s.AnnounceLog, w.s.ScrapeLog, writersTable)
+	cols, err := readColumns(ctx, w.db, w.s.AnnounceLog, w.s.ScrapeLog, writersTable, w.s.Users, w.s.Files, w.s.FilesUsers)
 	if err != nil {
-		return fmt.Errorf("writer: read columns of %s, %s, %s: %w", w.s.AnnounceLog, w.s.ScrapeLog, writersTable, err)
+		return fmt.Errorf("writer: read columns of %s, %s, %s, %s, %s, %s: %w", w.s.Users, w.s.Files, w.s.FilesUsers, w.s.AnnounceLog, w.s.ScrapeLog, writersTable, err)
 	}
+	e.maxUsersUp = columnMax(cols[w.s.Users]["uploaded"])
+	e.maxUsersDown = columnMax(cols[w.s.Users]["downloaded"])
+	e.maxFilesCompleted = columnMax(cols[w.s.Files][strings.ToLower(w.s.FilesCompleted)])
+	e.maxFUUp = columnMax(cols[w.s.FilesUsers]["uploaded"])
+	e.maxFUDown = columnMax(cols[w.s.FilesUsers]["downloaded"])
+	e.maxFUCompleted = columnMax(cols[w.s.FilesUsers]["completed"])
+	e.maxFUAnnounced = columnMax(cols[w.s.FilesUsers]["announced"])
 	for _, c := range announceLogColumns {
-		if cols[w.s.AnnounceLog][c] {
+		if cols[w.s.AnnounceLog][c] != "" {
 			e.announceCols = append(e.announceCols, c)
 		}
 	}
-	e.announceIPA = cols[w.s.AnnounceLog]["ipa"]
+	e.announceIPA = cols[w.s.AnnounceLog]["ipa"] != ""
 	for _, c := range scrapeLogColumns {
-		if cols[w.s.ScrapeLog][c] {
+		if cols[w.s.ScrapeLog][c] != "" {
 			e.scrapeCols = append(e.scrapeCols, c)
 		}
 	}
-	e.scrapeIPA = cols[w.s.ScrapeLog]["ipa"]
+	e.scrapeIPA = cols[w.s.ScrapeLog]["ipa"] != ""
 
-	if cols[writersTable]["seq"] {
+	if cols[writersTable]["seq"] != "" {
 		// Create this Writer's row now, so that a settle query always finds
 		// a row to lock and wait on, and clear rows of long-gone Writers.
 		now := time.Now().Unix()
@@ -112,10 +125,11 @@ func (w *Writer) ensureEnv(ctx context.Context) error {
 	return nil
 }
 
-// readColumns returns the lower-cased column names of the given tables in
-// the current database.
-func readColumns(ctx context.Context, db *gosql.DB, tables ...string) (map[string]map[string]bool, error) {
-	q, args, err := sq.Select("TABLE_NAME", "COLUMN_NAME").From("information_schema.COLUMNS").
+// readColumns returns the types (information_schema COLUMN_TYPE, lower
+// case, e.g. "bigint(20) unsigned") of the columns of the given tables in
+// the current database, by table and lower-cased column name.
+func readColumns(ctx context.Context, db *gosql.DB, tables ...string) (map[string]map[string]string, error) {
+	q, args, err := sq.Select("TABLE_NAME", "COLUMN_NAME", "COLUMN_TYPE").From("information_schema.COLUMNS").
 		Where("TABLE_SCHEMA = DATABASE()").Where(sq.Eq{"TABLE_NAME": tables}).ToSql()
 	if err != nil {
 		return nil, err
@@ -125,18 +139,43 @@ func readColumns(ctx context.Context, db *gosql.DB, tables ...string) (map[strin
 		return nil, err
 	}
 	defer rows.Close()
-	out := map[string]map[string]bool{}
+	out := map[string]map[string]string{}
 	for rows.Next() {
-		var t, c string
-		if err := rows.Scan(&t, &c); err != nil {
+		var t, c, typ string
+		if err := rows.Scan(&t, &c, &typ); err != nil {
 			return nil, err
 		}
 		if out[t] == nil {
-			out[t] = map[string]bool{}
+			out[t] = map[string]string{}
 		}
-		out[t][strings.ToLower(c)] = true
+		out[t][strings.ToLower(c)] = strings.ToLower(typ)
 	}
 	return out, rows.Err()
+}
+
+// columnMax is the largest value a column of this integer type holds (the
+// unsigned BIGINT maximum for types it does not know, such as DECIMAL: a sum
+// there is not expected to overflow at all).
+func columnMax(typ string) uint64 {
+	unsigned := strings.Contains(typ, "unsigned")
+	bits := 64
+	switch {
+	case strings.HasPrefix(typ, "tinyint"):
+		bits = 8
+	case strings.HasPrefix(typ, "smallint"):
+		bits = 16
+	case strings.HasPrefix(typ, "mediumint"):
+		bits = 24
+	case strings.HasPrefix(typ, "int"):
+		bits = 32
+	case strings.HasPrefix(typ, "bigint"):
+	default:
+		return math.MaxUint64
+	}
+	if unsigned {
+		return math.MaxUint64 >> (64 - bits)
+	}
+	return math.MaxUint64 >> (65 - bits)
 }
 
 // mark records seq as this Writer's last committed chunk, inside the chunk's

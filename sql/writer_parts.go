@@ -25,6 +25,45 @@ type part interface {
 	rowBytes() int   // statement text per row once interpolated (upper bound)
 	build(lo, hi int) (string, []any, error)
 	restore(dst *tracker.Batch, lo, hi int)
+	// key is row i's primary key (cheap: no formatting).
+	key(i int) rowKey
+	// row describes row i for the quarantine and the log: its key, the key
+	// as text and the bytes it carries.
+	row(i int) rowInfo
+}
+
+// clamper is a part whose sums can overflow their columns: buildClamped
+// builds the same statement with every sum saturating at the column's
+// maximum (LEAST), used for rows whose plain sum the server refused as out
+// of range. The plain statement is the common case and stays the cheapest.
+type clamper interface {
+	buildClamped(lo, hi int) (string, []any, error)
+}
+
+// rowInfo identifies one row of a part.
+type rowInfo struct {
+	key                  rowKey
+	text                 string // the key as an operator reads it, e.g. "uid=7"
+	uploaded, downloaded uint64
+}
+
+// rowKind says which table and key type a rowKey is of.
+type rowKind uint8
+
+const (
+	kindUser rowKind = iota + 1
+	kindFile
+	kindFileUser
+	kindNewFile
+	kindLog // log rows have no key; each is its own
+)
+
+// rowKey is a row's primary key in the writer's terms, so that newer deltas
+// of a quarantined row can be routed to it (Writer.divert).
+type rowKey struct {
+	kind rowKind
+	a, b uint32
+	ih   tracker.InfoHash
 }
 
 // Upper bounds of an interpolated value's text: a 64-bit integer is at most
@@ -228,10 +267,29 @@ func (p *userPart) build(lo, hi int) (string, []any, error) {
 	return string(b), nil, nil
 }
 
+func (p *userPart) buildClamped(lo, hi int) (string, []any, error) {
+	b := make([]byte, 0, 300+(hi-lo)*(3*numBytes+18))
+	b = append(b, "UPDATE ("...)
+	aliases := []string{"k", "d", "u"}
+	for i, r := range p.rows[lo:hi] {
+		b = appendUnionRow(b, i == 0, aliases, uint64(r.uid), min(r.d.Downloaded, p.e.maxUsersDown), min(r.d.Uploaded, p.e.maxUsersUp))
+	}
+	b = fmt.Appendf(b, ") v STRAIGHT_JOIN %s t ON t.%s = v.k SET t.`downloaded` = t.`downloaded` + LEAST(v.d, %d - t.`downloaded`), t.`uploaded` = t.`uploaded` + LEAST(v.u, %d - t.`uploaded`)",
+		p.e.users, p.e.uid, p.e.maxUsersDown, p.e.maxUsersUp)
+	return string(b), nil, nil
+}
+
 func (p *userPart) restore(dst *tracker.Batch, lo, hi int) {
 	for _, r := range p.rows[lo:hi] {
 		dst.Users[r.uid] = r.d
 	}
+}
+
+func (p *userPart) key(i int) rowKey { return rowKey{kind: kindUser, a: p.rows[i].uid} }
+
+func (p *userPart) row(i int) rowInfo {
+	r := &p.rows[i]
+	return rowInfo{p.key(i), fmt.Sprintf("uid=%d", r.uid), r.d.Uploaded, r.d.Downloaded}
 }
 
 // filePart: xbt_files completed summed; leechers, seeders, mtime
@@ -279,10 +337,30 @@ func (p *filePart) build(lo, hi int) (string, []any, error) {
 	return string(b), nil, nil
 }
 
+func (p *filePart) buildClamped(lo, hi int) (string, []any, error) {
+	b := make([]byte, 0, 400+(hi-lo)*(5*numBytes+18))
+	b = append(b, "UPDATE ("...)
+	aliases := []string{"k", "c", "l", "s", "m"}
+	for i, r := range p.rows[lo:hi] {
+		b = appendUnionRow(b, i == 0, aliases, uint64(r.fid), min(r.d.Completed, p.e.maxFilesCompleted),
+			uint64(max(r.d.Leechers, 0)), uint64(max(r.d.Seeders, 0)), unixTime(r.d.Mtime))
+	}
+	b = fmt.Appendf(b, ") v STRAIGHT_JOIN %s t ON t.%s = v.k SET t.%s = t.%s + LEAST(v.c, %d - t.%s), t.%s = v.l, t.%s = v.s, t.`mtime` = v.m",
+		p.e.files, p.e.fid, p.e.completed, p.e.completed, p.e.maxFilesCompleted, p.e.completed, p.e.leechers, p.e.seeders)
+	return string(b), nil, nil
+}
+
 func (p *filePart) restore(dst *tracker.Batch, lo, hi int) {
 	for _, r := range p.rows[lo:hi] {
 		dst.Files[r.fid] = r.d
 	}
+}
+
+func (p *filePart) key(i int) rowKey { return rowKey{kind: kindFile, a: p.rows[i].fid} }
+
+func (p *filePart) row(i int) rowInfo {
+	r := &p.rows[i]
+	return rowInfo{key: p.key(i), text: fmt.Sprintf("fid=%d", r.fid)}
 }
 
 // fileUserPart: xbt_files_users, INSERT ... ON DUPLICATE KEY UPDATE like
@@ -329,19 +407,42 @@ func (p *fileUserPart) cols() int {
 func (p *fileUserPart) fixedBytes() int { return 640 }
 func (p *fileUserPart) rowBytes() int   { return 4 + p.cols()*numBytes }
 
-func (p *fileUserPart) build(lo, hi int) (string, []any, error) {
-	cols := []string{p.e.fuFid, "`uid`", "`active`"}
+func (p *fileUserPart) build(lo, hi int) (string, []any, error) { return p.buildWith(lo, hi, false) }
+
+func (p *fileUserPart) buildClamped(lo, hi int) (string, []any, error) {
+	return p.buildWith(lo, hi, true)
+}
+
+// buildWith builds the upsert; clamp makes every sum saturate at its
+// column's maximum, in the inserted values and in the update clause.
+func (p *fileUserPart) buildWith(lo, hi int, clamp bool) (string, []any, error) {
+	e := p.e
+	// sum is the update clause's "col = col + VALUES(col)", saturating at
+	// limit when clamping.
+	sum := func(col string, limit uint64) string {
+		if clamp {
+			return fmt.Sprintf("`%s` = `%s` + LEAST(VALUES(`%s`), %d - `%s`), ", col, col, col, limit, col)
+		}
+		return "`" + col + "` = `" + col + "` + VALUES(`" + col + "`), "
+	}
+	capped := func(v, limit uint64) uint64 {
+		if clamp {
+			return min(v, limit)
+		}
+		return v
+	}
+	cols := []string{e.fuFid, "`uid`", "`active`"}
 	upd := "`active` = VALUES(`active`), "
 	if p.announced {
 		cols = append(cols, "`announced`")
-		upd += "`announced` = `announced` + VALUES(`announced`), "
+		upd += sum("announced", e.maxFUAnnounced)
 	}
 	cols = append(cols, "`completed`", "`downloaded`", "`left`", "`uploaded`", "`mtime`")
-	upd += "`completed` = `completed` + VALUES(`completed`), `downloaded` = `downloaded` + VALUES(`downloaded`), " +
-		"`left` = VALUES(`left`), `uploaded` = `uploaded` + VALUES(`uploaded`), `mtime` = VALUES(`mtime`)"
+	upd += sum("completed", e.maxFUCompleted) + sum("downloaded", e.maxFUDown) +
+		"`left` = VALUES(`left`), " + sum("uploaded", e.maxFUUp) + "`mtime` = VALUES(`mtime`)"
 	b := make([]byte, 0, 128+len(upd)+(hi-lo)*(len(cols)*numBytes+4))
 	b = append(b, "INSERT INTO "...)
-	b = append(b, p.e.filesUsers...)
+	b = append(b, e.filesUsers...)
 	b = append(b, " ("...)
 	b = append(b, strings.Join(cols, ", ")...)
 	b = append(b, ") VALUES "...)
@@ -353,12 +454,14 @@ func (p *fileUserPart) build(lo, hi int) (string, []any, error) {
 		if r.d.Active {
 			active = 1
 		}
+		completed := capped(r.d.Completed, e.maxFUCompleted)
+		down, up := capped(r.d.Downloaded, e.maxFUDown), capped(r.d.Uploaded, e.maxFUUp)
 		if p.announced {
-			b = appendTuple(b, uint64(r.k.Fid), uint64(r.k.UID), active, r.d.Announced,
-				r.d.Completed, r.d.Downloaded, r.d.Left, r.d.Uploaded, unixTime(r.d.Mtime))
+			b = appendTuple(b, uint64(r.k.Fid), uint64(r.k.UID), active, capped(r.d.Announced, e.maxFUAnnounced),
+				completed, down, r.d.Left, up, unixTime(r.d.Mtime))
 		} else {
 			b = appendTuple(b, uint64(r.k.Fid), uint64(r.k.UID), active,
-				r.d.Completed, r.d.Downloaded, r.d.Left, r.d.Uploaded, unixTime(r.d.Mtime))
+				completed, down, r.d.Left, up, unixTime(r.d.Mtime))
 		}
 	}
 	b = append(b, " ON DUPLICATE KEY UPDATE "...)
@@ -370,6 +473,15 @@ func (p *fileUserPart) restore(dst *tracker.Batch, lo, hi int) {
 	for _, r := range p.rows[lo:hi] {
 		dst.FileUsers[r.k] = r.d
 	}
+}
+
+func (p *fileUserPart) key(i int) rowKey {
+	return rowKey{kind: kindFileUser, a: p.rows[i].k.Fid, b: p.rows[i].k.UID}
+}
+
+func (p *fileUserPart) row(i int) rowInfo {
+	r := &p.rows[i]
+	return rowInfo{p.key(i), fmt.Sprintf("fid=%d uid=%d", r.k.Fid, r.k.UID), r.d.Uploaded, r.d.Downloaded}
 }
 
 // registerPart: torrents auto-registered in memory (auto_register=1).
@@ -413,6 +525,13 @@ func (p *registerPart) restore(dst *tracker.Batch, lo, hi int) {
 	for _, r := range p.rows[lo:hi] {
 		dst.NewFiles[r.ih] = r.ctime
 	}
+}
+
+func (p *registerPart) key(i int) rowKey { return rowKey{kind: kindNewFile, ih: p.rows[i].ih} }
+
+func (p *registerPart) row(i int) rowInfo {
+	r := &p.rows[i]
+	return rowInfo{key: p.key(i), text: fmt.Sprintf("info_hash=%x", r.ih)}
 }
 
 // xbtEvent maps the engine's events to the numbers XBT stores in
@@ -504,6 +623,13 @@ func (p *announceLogPart) restore(dst *tracker.Batch, lo, hi int) {
 	dst.AnnounceLog = append(dst.AnnounceLog, p.rows[lo:hi]...)
 }
 
+func (p *announceLogPart) key(int) rowKey { return rowKey{kind: kindLog} }
+
+func (p *announceLogPart) row(i int) rowInfo {
+	r := &p.rows[i]
+	return rowInfo{key: p.key(i), text: fmt.Sprintf("uid=%d info_hash=%x mtime=%d", r.UID, r.InfoHash, r.Mtime)}
+}
+
 // scrapeLogPart: plain multi-row INSERT.
 type scrapeLogPart struct {
 	e    *writerEnv
@@ -545,6 +671,13 @@ func (p *scrapeLogPart) restore(dst *tracker.Batch, lo, hi int) {
 	dst.ScrapeLog = append(dst.ScrapeLog, p.rows[lo:hi]...)
 }
 
+func (p *scrapeLogPart) key(int) rowKey { return rowKey{kind: kindLog} }
+
+func (p *scrapeLogPart) row(i int) rowInfo {
+	r := &p.rows[i]
+	return rowInfo{key: p.key(i), text: fmt.Sprintf("uid=%d info_hash=%x mtime=%d", r.UID, r.InfoHash, r.Mtime)}
+}
+
 // deletePart: DeleteFiles' chunks. Only rows still flagged deleted go.
 type deletePart struct {
 	files, fid string
@@ -577,6 +710,12 @@ func (p *deletePart) build(lo, hi int) (string, []any, error) {
 }
 
 func (p *deletePart) restore(*tracker.Batch, int, int) {}
+
+func (p *deletePart) key(i int) rowKey { return rowKey{kind: kindFile, a: p.fids[i]} }
+
+func (p *deletePart) row(i int) rowInfo {
+	return rowInfo{key: p.key(i), text: fmt.Sprintf("fid=%d", p.fids[i])}
+}
 
 func quoteAll(cols []string) []string {
 	out := make([]string, len(cols))

@@ -3,8 +3,13 @@ package sync
 import (
 	"context"
 	gosql "database/sql"
+	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/xbt-tracker/xbt-tracker/internal/dbtest"
 	"github.com/xbt-tracker/xbt-tracker/migrations"
@@ -161,5 +166,111 @@ func TestSyncerRealDatabase(t *testing.T) {
 	defer cancel()
 	if err := sy.Shutdown(sctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestStalledFlushIsLoud: a catalog transaction holds a user's row longer
+// than the periodic flush's deadline. The session's lock wait (shorter than
+// the deadline) makes the server answer 1205, which is retried and counted;
+// the flush that runs out of time is a warning with the rows pending and
+// the age of the oldest delta (not a debug line), /statistics shows the
+// pending rows; once the lock is gone every byte is written, exactly once,
+// and the recovery is logged.
+func TestStalledFlushIsLoud(t *testing.T) {
+	raw, dsn := dbtest.New(t)
+	ctx := context.Background()
+	if _, err := migrations.Up(ctx, raw); err != nil {
+		t.Fatal(err)
+	}
+	db, err := xsql.Open(ctx, dsn+"&innodb_lock_wait_timeout=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	s, _, err := xsql.CheckSchema(ctx, db, xsql.DefaultNames())
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, err := xsql.InsertUser(ctx, db, s.Names, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := xsql.InsertFile(ctx, db, s.Names, hashOf(1)); err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zapcore.DebugLevel)
+	log := zap.New(core)
+	trk := tracker.New(tracker.Settings{Secret: testSecret}, tracker.Options{})
+	w := xsql.NewWriter(db, s, xsql.WriterOptions{Logger: log})
+	sy := New(trk, db, xsql.NewLoader(db, s), w, Options{WriteInterval: 500 * time.Millisecond, FlushTimeout: 3 * time.Second}, log)
+	if err := sy.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c := &client{uid: uid, ih: hashOf(1), id: 1}
+	if f := c.announce(trk, 0, 0); f != "" {
+		t.Fatal(f)
+	}
+
+	catalog, err := raw.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer catalog.Rollback()
+	var locked uint32
+	if err := catalog.QueryRow("SELECT uid FROM xbt_users WHERE uid = ? FOR UPDATE", uid).Scan(&locked); err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = sy.Run(runCtx) }()
+	defer func() { stop(); <-done }()
+	c.announce(trk, 1000, 0)
+
+	warned := func() bool {
+		for _, e := range logs.All() {
+			if e.Level == zapcore.WarnLevel && strings.Contains(e.Message, "writing statistics to the database failed") {
+				m := e.ContextMap()
+				_, age := m["oldest_delta_age"]
+				return m["pending_rows"] != nil && age
+			}
+		}
+		return false
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for !warned() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no warning while the row is locked:\n%v", logs.All())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if st := sy.Status(); st.PendingRows == 0 || st.FlushErr == "" {
+		t.Fatalf("status while stalled: %+v", st)
+	}
+	if w.Stats().Retries == 0 {
+		t.Fatalf("no 1205 retried: %+v", w.Stats())
+	}
+	c.announce(trk, 500, 0) // still served, still counted
+	if err := catalog.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(15 * time.Second)
+	for countLevel(logs, zapcore.InfoLevel, "writing statistics to the database works again") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no recovery line:\n%v", logs.All())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for sy.Status().PendingRows != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d rows still pending after recovery", sy.Status().PendingRows)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	st, err := xsql.LookupUserStats(ctx, db, s, uid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Uploaded != 1500 {
+		t.Fatalf("uploaded %d after the stall, want 1500 (exactly once)", st.Uploaded)
 	}
 }

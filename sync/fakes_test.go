@@ -82,7 +82,9 @@ func (w *fakeWriter) DeleteFiles(_ context.Context, fids []uint32) error {
 	return nil
 }
 
-func (w *fakeWriter) InDoubt() int { return 0 }
+func (w *fakeWriter) InDoubt() int                         { return 0 }
+func (w *fakeWriter) Quarantined() int                     { return 0 }
+func (w *fakeWriter) FinishQuarantine(context.Context) int { return 0 }
 
 func (w *fakeWriter) totals() (up, down uint64) {
 	w.mu.Lock()

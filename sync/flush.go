@@ -2,6 +2,7 @@ package sync
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -17,14 +18,17 @@ import (
 // (tracker.Restore adds the summed fields to whatever announces recorded
 // meanwhile), to be retried by the next Flush. Nothing is dropped.
 //
-// The first failure of a streak is logged as a warning with the error and
-// the rows pending; later ones at debug level; the recovery at info level.
-// A successful flush logs one summary line at debug level.
+// A failure, a time-out included, is a stall: the first of a streak is
+// logged as a warning with the error, the rows pending and the age of the
+// oldest delta not yet written; later ones at debug level; the recovery at
+// info level. Only a flush cut short by its caller (a cancelled ctx: the
+// process stopping) is not the database's failure and is logged at debug
+// level. A successful flush logs one summary line at debug level.
 //
 // Flush writes the chunks back to back; Run's periodic flush paces them
 // (flushPause) so the database does not compete with the announces for the
 // CPU in one long burst.
-func (s *Syncer) Flush(ctx context.Context) error { return s.flush(ctx, false) }
+func (s *Syncer) Flush(ctx context.Context) error { return s.flush(ctx, false, false) }
 
 // Pacing of the periodic flush (see flushPause).
 const (
@@ -47,14 +51,16 @@ func (s *Syncer) flushPause(n int) time.Duration {
 	return min(flushChunkPause, s.o.WriteInterval/flushPauseShare/time.Duration(chunks))
 }
 
-// flush is Flush; paced (the periodic flush, not Shutdown's) spreads the
-// chunks out with flushPause.
-func (s *Syncer) flush(ctx context.Context, paced bool) error {
+// flush is Flush; paced (the periodic flush) spreads the chunks out with
+// flushPause; final (Shutdown's attempts) leaves the reporting of failures
+// to Shutdown's loss report.
+func (s *Syncer) flush(ctx context.Context, paced, final bool) error {
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
+	s.logCappedCredits()
 	b := s.trk.Drain()
 	n := b.Len()
-	if n == 0 && s.w.InDoubt() == 0 {
+	if n == 0 && s.w.InDoubt() == 0 && s.w.Quarantined() == 0 {
 		// Nothing to write is a successful flush: the status says the
 		// write-back is healthy.
 		s.flushOK(time.Now())
@@ -65,19 +71,22 @@ func (s *Syncer) flush(ctx context.Context, paced bool) error {
 	if paced {
 		wctx = xsql.WithChunkPause(ctx, s.flushPause(n))
 	}
+	s.inFlight.Store(int64(n))
 	unwritten, err := s.w.Write(wctx, b)
 	took := time.Since(start)
 	s.m.flushDuration.Observe(took.Seconds())
 	if err != nil {
 		left := unwritten.Len()
 		s.trk.Restore(unwritten)
+		s.inFlight.Store(0) // after Restore: pending rows are never under-counted
 		s.m.flushFailures.Inc()
 		s.m.flushRows.Add(float64(max(n-left, 0)))
-		fields := []zap.Field{zap.Error(err), zap.Int("pending_rows", s.trk.LedgerLen()),
+		fields := []zap.Field{zap.Error(err), zap.Int("pending_rows", s.pendingRows()),
+			zap.Duration("oldest_delta_age", time.Since(s.lastWritten())),
 			zap.Int("written_rows", max(n-left, 0)), zap.Duration("took", took)}
-		if ctx.Err() != nil {
-			// Cut short by the caller (stopping, or its time ran out): not
-			// the database's failure; Shutdown reports what is left.
+		if errors.Is(ctx.Err(), context.Canceled) || final {
+			// Cut short by the caller (stopping), or one of Shutdown's
+			// attempts: not reported here; Shutdown reports what is left.
 			s.log.Debug("writing statistics to the database interrupted", fields...)
 			return err
 		}
@@ -90,6 +99,7 @@ func (s *Syncer) flush(ctx context.Context, paced bool) error {
 		s.setStatus(func(st *Status) { st.FlushErr = oneLine(err) })
 		return err
 	}
+	s.inFlight.Store(0)
 	s.m.flushRows.Add(float64(n))
 	if s.flushFailures > 0 {
 		s.log.Info("writing statistics to the database works again", zap.Int("failed_flushes", s.flushFailures), zap.Int("rows", n))
@@ -101,6 +111,44 @@ func (s *Syncer) flush(ctx context.Context, paced bool) error {
 		s.o.ReleaseMemory() // the batch is garbage now
 	}
 	return nil
+}
+
+// pendingRows is every row not yet in the database: the ledger, the batch
+// being written, the chunk held in doubt and the quarantine.
+func (s *Syncer) pendingRows() int {
+	return s.trk.LedgerLen() + int(s.inFlight.Load()) + s.w.InDoubt() + s.w.Quarantined()
+}
+
+// lastWritten is the start of the last successful flush (the Syncer's
+// creation before the first): every delta older than that is written, so
+// it bounds the age of the oldest delta pending.
+func (s *Syncer) lastWritten() time.Time {
+	if t := s.Status().LastFlush; !t.IsZero() {
+		return t
+	}
+	return s.created
+}
+
+// maxCappedLines bounds the log lines one flush writes about announces
+// refused credit by max_credit_per_announce.
+const maxCappedLines = 20
+
+// logCappedCredits logs, once per flush interval, the users whose announces
+// were refused credit by max_credit_per_announce since the last flush.
+func (s *Syncer) logCappedCredits() {
+	users, unnamed := s.trk.TakeCappedCredits()
+	for i, u := range users {
+		if i == maxCappedLines {
+			unnamed += len(users) - i
+			break
+		}
+		s.log.Warn("announces credited nothing: their delta was over max_credit_per_announce (a lying client or a wrapped counter)",
+			zap.Uint32("uid", u.UID), zap.Int("announces", u.Announces),
+			zap.Uint64("uploaded_delta", u.Uploaded), zap.Uint64("downloaded_delta", u.Downloaded))
+	}
+	if unnamed > 0 {
+		s.log.Warn("more announces credited nothing for a delta over max_credit_per_announce", zap.Int("users_not_named", unnamed))
+	}
 }
 
 func (s *Syncer) flushOK(t time.Time) {
@@ -121,9 +169,14 @@ func (s *Syncer) Shutdown(ctx context.Context) error {
 	backoff := 100 * time.Millisecond
 	var last error
 	for attempt := 1; ; attempt++ {
-		err := s.Flush(ctx)
+		err := s.flush(ctx, false, true)
 		if err == nil && s.trk.LedgerLen() == 0 && s.w.InDoubt() == 0 {
-			s.log.Info("final write to the database done", zap.Int("attempts", attempt), zap.Duration("took", time.Since(start)))
+			// What is left is the quarantine: tried once more, then given
+			// up on row by row (each logged with its values), so it does
+			// not fail the stop.
+			gaveUp := s.w.FinishQuarantine(ctx)
+			s.log.Info("final write to the database done", zap.Int("attempts", attempt), zap.Duration("took", time.Since(start)),
+				zap.Int("quarantined_rows_given_up", gaveUp))
 			return nil
 		}
 		if err != nil {

@@ -89,6 +89,42 @@ func (m *metrics) addWriterStats(stats func() xsql.WriterStats) {
 		counter("xbt_tracker_flush_in_doubt_dropped_total",
 			"Write chunks of unknown outcome dropped because the database has no commit marker table (migration 00003).",
 			func(s xsql.WriterStats) uint64 { return s.InDoubtDropped }),
+		counter("xbt_tracker_flush_quarantined_rows_total",
+			"Rows set aside because the database refused them on their own (a catalog trigger, a foreign key, a bad value); every other row was written.",
+			func(s xsql.WriterStats) uint64 { return s.Quarantined }),
+		counter("xbt_tracker_flush_quarantine_written_total",
+			"Quarantined rows written after all on a later try.",
+			func(s xsql.WriterStats) uint64 { return s.QuarantineWritten }),
+		counter("xbt_tracker_flush_quarantine_given_up_total",
+			"Quarantined rows given up on (after an hour, or at stop); each was logged at error level with its values.",
+			func(s xsql.WriterStats) uint64 { return s.QuarantineGivenUp }),
+		counter("xbt_tracker_flush_clamped_rows_total",
+			"Rows written with a sum saturated at its column's maximum instead of failing out of range.",
+			func(s xsql.WriterStats) uint64 { return s.Clamped }),
+	)
+}
+
+// addPending exports what is not in the database yet, and for how long.
+func (m *metrics) addPending(s *Syncer) {
+	gauge := func(name, help string, v func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, v)
+	}
+	m.all = append(m.all,
+		gauge("xbt_tracker_pending_rows",
+			"Rows of statistics not yet in the database: the ledger, the batch being written, a chunk in doubt and the quarantine. 0 means nothing is pending.",
+			func() float64 { return float64(s.pendingRows()) }),
+		gauge("xbt_tracker_flush_in_flight_rows",
+			"Rows of the batch being written right now (not in xbt_tracker_ledger_entries meanwhile).",
+			func() float64 { return float64(s.inFlight.Load()) }),
+		gauge("xbt_tracker_flush_in_doubt_rows",
+			"Rows held because their COMMIT's outcome is not known yet (settled by the next flush).",
+			func() float64 { return float64(s.w.InDoubt()) }),
+		gauge("xbt_tracker_flush_quarantined_rows",
+			"Rows set aside because the database refuses them on their own (retried alone every 10 minutes, given up after an hour).",
+			func() float64 { return float64(s.w.Quarantined()) }),
+		gauge("xbt_tracker_last_flush_age_seconds",
+			"Seconds since the last successful write of statistics (since the start when there was none): alert when it grows past a few write_db_interval.",
+			func() float64 { return s.Status().FlushAge.Seconds() }),
 	)
 }
 

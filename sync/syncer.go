@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	gosync "sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -90,6 +91,8 @@ type batchWriter interface {
 	Write(context.Context, *tracker.Batch) (*tracker.Batch, error)
 	DeleteFiles(context.Context, []uint32) error
 	InDoubt() int
+	Quarantined() int
+	FinishQuarantine(context.Context) int
 }
 
 // source is what the Syncer and the Resolver need of *sql.Loader.
@@ -106,6 +109,13 @@ type Status struct {
 	LastReload time.Time // last successful reload (or the start-up load)
 	FlushErr   string    // the last flush's error; "" when it succeeded
 	ReloadErr  string    // the last reload's error; "" when it succeeded
+
+	// PendingRows is every row not yet in the database (ledger, in flight,
+	// in doubt, quarantined); QuarantinedRows the quarantined ones.
+	PendingRows, QuarantinedRows int
+	// FlushAge is the time since the last successful flush (since the
+	// start when there was none): a stall shows as a growing age.
+	FlushAge time.Duration
 }
 
 // Syncer moves data between a tracker.Tracker and the database. Its methods
@@ -121,7 +131,9 @@ type Syncer struct {
 	res *Resolver // nil when on-demand lookups are off
 
 	flushMu       gosync.Mutex
-	flushFailures int // length of the current failure streak (flushMu)
+	flushFailures int          // length of the current failure streak (flushMu)
+	inFlight      atomic.Int64 // rows of the batch being written
+	created       time.Time
 
 	reloadMu       gosync.Mutex
 	reloadFailures int                 // (reloadMu)
@@ -155,10 +167,12 @@ func newSyncer(trk *tracker.Tracker, db *gosql.DB, ld source, w batchWriter, o O
 		trk: trk, ld: ld, w: w, o: o, log: log,
 		m:              newMetrics(db, o.LedgerMaxEntries),
 		pendingDeletes: map[uint32]struct{}{},
+		created:        time.Now(),
 	}
 	if ws, ok := w.(interface{ Stats() xsql.WriterStats }); ok {
 		s.m.addWriterStats(ws.Stats)
 	}
+	s.m.addPending(s)
 	if o.Lookups.Rate >= 0 {
 		s.res = newResolver(ld, o.Lookups, s.m)
 		trk.SetResolver(s.res)
@@ -173,8 +187,16 @@ func (s *Syncer) Resolver() *Resolver { return s.res }
 // Status returns the times and errors of the last flush and reload.
 func (s *Syncer) Status() Status {
 	s.statusMu.Lock()
-	defer s.statusMu.Unlock()
-	return s.status
+	st := s.status
+	s.statusMu.Unlock()
+	st.PendingRows = s.pendingRows()
+	st.QuarantinedRows = s.w.Quarantined()
+	last := st.LastFlush
+	if last.IsZero() {
+		last = s.created
+	}
+	st.FlushAge = time.Since(last)
+	return st
 }
 
 func (s *Syncer) setStatus(f func(*Status)) {
@@ -208,7 +230,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 	every(s.o.WriteInterval, func(ctx context.Context) {
 		ctx, cancel := context.WithTimeout(ctx, s.o.FlushTimeout)
 		defer cancel()
-		_ = s.flush(ctx, true) // paced; logged and counted by flush
+		_ = s.flush(ctx, true, false) // paced; logged and counted by flush
 	})
 	every(min(s.o.WriteInterval, 10*time.Second), func(context.Context) { s.checkBound(time.Now()) })
 	every(s.o.ReadDBInterval, func(ctx context.Context) {

@@ -145,6 +145,9 @@ func (t *Tracker) update(c *config, s *swarm, a *Announce, u *User, uid uint32, 
 		// new values become the baseline.
 		if a.Uploaded >= p.uploaded && a.Downloaded >= p.downloaded {
 			up, down = a.Uploaded-p.uploaded, a.Downloaded-p.downloaded
+			if uid != 0 {
+				up, down = t.capCredit(c, uid, up, down)
+			}
 		}
 		// Better than XBT: a peer that finished without sending
 		// event=completed (aria2 --seed-time=0 sends only stopped&left=0)

@@ -110,20 +110,20 @@ func MergeBatches(older, newer *Batch) *Batch {
 func (b *Batch) mergeNewer(n *Batch) {
 	for k, d := range n.Users {
 		o := b.Users[k]
-		o.Uploaded += d.Uploaded
-		o.Downloaded += d.Downloaded
+		o.Uploaded = satAdd(o.Uploaded, d.Uploaded)
+		o.Downloaded = satAdd(o.Downloaded, d.Downloaded)
 		b.Users[k] = o
 	}
 	for k, d := range n.Files {
-		d.Completed += b.Files[k].Completed
+		d.Completed = satAdd(d.Completed, b.Files[k].Completed)
 		b.Files[k] = d
 	}
 	for k, d := range n.FileUsers {
 		o := b.FileUsers[k]
-		d.Announced += o.Announced
-		d.Completed += o.Completed
-		d.Uploaded += o.Uploaded
-		d.Downloaded += o.Downloaded
+		d.Announced = satAdd(d.Announced, o.Announced)
+		d.Completed = satAdd(d.Completed, o.Completed)
+		d.Uploaded = satAdd(d.Uploaded, o.Uploaded)
+		d.Downloaded = satAdd(d.Downloaded, o.Downloaded)
 		b.FileUsers[k] = d
 	}
 	for k, v := range n.NewFiles {
@@ -209,8 +209,8 @@ func (l *ledger) recordAnnounce(r *announceRecord) {
 	b := ls.b
 	if credit {
 		d := b.Users[r.uid]
-		d.Uploaded += r.up
-		d.Downloaded += r.down
+		d.Uploaded = satAdd(d.Uploaded, r.up)
+		d.Downloaded = satAdd(d.Downloaded, r.down)
 		b.Users[r.uid] = d
 	}
 	if r.fid != 0 {
@@ -223,8 +223,8 @@ func (l *ledger) recordAnnounce(r *announceRecord) {
 			fu := b.FileUsers[k]
 			fu.Announced++
 			fu.Completed += r.complete
-			fu.Uploaded += r.up
-			fu.Downloaded += r.down
+			fu.Uploaded = satAdd(fu.Uploaded, r.up)
+			fu.Downloaded = satAdd(fu.Downloaded, r.down)
 			fu.Active, fu.Left, fu.Mtime = r.active, r.left, r.mtime
 			b.FileUsers[k] = fu
 		}

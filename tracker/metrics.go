@@ -23,13 +23,15 @@ var (
 		"Scrapes answered, by result.", []string{"result"}, nil)
 	descExpired = prometheus.NewDesc("xbt_tracker_peers_expired_total",
 		"Peers removed because they stopped announcing.", nil, nil)
+	descCreditCapped = prometheus.NewDesc("xbt_tracker_credit_capped_total",
+		"Announces whose uploaded or downloaded delta was over max_credit_per_announce: that counter was credited nothing.", nil, nil)
 )
 
 type collector struct{ t *Tracker }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descTorrents, descTorrentsWithPeers, descPeers,
-		descUsers, descLedger, descAnnounces, descScrapes, descExpired} {
+		descUsers, descLedger, descAnnounces, descScrapes, descExpired, descCreditCapped} {
 		ch <- d
 	}
 }
@@ -48,4 +50,5 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descScrapes, k, float64(st.ScrapesOK), "ok")
 	ch <- prometheus.MustNewConstMetric(descScrapes, k, float64(st.ScrapesFailed), "failed")
 	ch <- prometheus.MustNewConstMetric(descExpired, k, float64(st.Expired))
+	ch <- prometheus.MustNewConstMetric(descCreditCapped, k, float64(st.CreditCapped))
 }

@@ -15,6 +15,7 @@ type Stats struct {
 	ScrapesOK       uint64
 	ScrapesFailed   uint64
 	Expired         uint64 // peers removed by Expire
+	CreditCapped    uint64 // announces whose delta was over MaxCreditPerAnnounce (credited nothing for that counter)
 }
 
 // Stats sums the per-shard counters, which every swarm change keeps exact,
@@ -37,5 +38,6 @@ func (t *Tracker) Stats() Stats {
 	st.Peers = st.Seeders + st.Leechers
 	st.Users = int(t.users.count.Load())
 	st.LedgerLen = t.LedgerLen()
+	st.CreditCapped = t.caps.total.Load()
 	return st
 }

@@ -72,6 +72,7 @@ func TestStatsAndCollector(t *testing.T) {
 		"xbt_tracker_scrapes_total{result=ok}":       1,
 		"xbt_tracker_scrapes_total{result=failed}":   2,
 		"xbt_tracker_peers_expired_total":            2,
+		"xbt_tracker_credit_capped_total":            0,
 	}
 	for k, v := range wantM {
 		if g, ok := got[k]; !ok || g != v {

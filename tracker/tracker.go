@@ -49,6 +49,7 @@ type Tracker struct {
 	users  userStore
 	deny   atomic.Pointer[DenyList]
 	ledger ledger
+	caps   creditCaps // announces refused credit by MaxCreditPerAnnounce
 
 	resolver atomic.Pointer[resolverBox] // nil: no on-demand lookups
 

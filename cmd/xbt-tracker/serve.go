@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"runtime/debug"
 	"sync/atomic"
@@ -58,7 +59,7 @@ func serve(ctx context.Context, log *zap.Logger, src config.Sources, cfg config.
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer closeBounded(db, poolCloseWait)
 
 	rows, err := xsql.LoadConfigRows(ctx, db, xsql.DefaultNames().Config)
 	if err != nil {
@@ -96,7 +97,11 @@ func serve(ctx context.Context, log *zap.Logger, src config.Sources, cfg config.
 		log.Warn(err.Error())
 	}
 	secret := cfg.TorrentPassPrivateKey
-	sy := xsync.New(trk, db, ld, xsql.NewWriter(db, schema, xsql.WriterOptions{}), xsync.Options{
+	w := xsql.NewWriter(db, schema, xsql.WriterOptions{Logger: log})
+	if err := w.Prepare(ctx); err != nil {
+		log.Warn("the statistics writer could not read what it needs from the database yet; the first flush tries again", zap.Error(err))
+	}
+	sy := xsync.New(trk, db, ld, w, xsync.Options{
 		WriteInterval:      cfg.WriteDBInterval,
 		ReadDBInterval:     cfg.ReadDBInterval,
 		ReadConfigInterval: cfg.ReadConfigInterval,
@@ -142,6 +147,12 @@ func serve(ctx context.Context, log *zap.Logger, src config.Sources, cfg config.
 			Stats: trk.Stats(), Started: started,
 			LastFlush: st.LastFlush, LastReload: st.LastReload,
 			FlushErr: st.FlushErr, ReloadErr: st.ReloadErr,
+			Extra: []httpfront.StatusRow{
+				{Name: "rows pending write-back", Value: int64(st.PendingRows)},
+				{Name: "rows quarantined", Value: int64(st.QuarantinedRows)},
+				{Name: "seconds since the last successful flush", Value: int64(st.FlushAge / time.Second)},
+				{Name: "announces refused credit (max_credit_per_announce)", Value: int64(trk.Stats().CreditCapped)},
+			},
 		}
 	}
 	lerr := runListeners(ctx, log, trk, cfg, status, sy.Collector())
@@ -149,14 +160,37 @@ func serve(ctx context.Context, log *zap.Logger, src config.Sources, cfg config.
 	<-syncDone
 
 	// Final write-back: shutdown_timeout counts from the signal; the HTTP
-	// shutdown took at most half of it, the rest is the flush's.
-	budget := cfg.ShutdownTimeout
+	// shutdown took at most half of it, stopping the sync loops a moment
+	// (a COMMIT in flight gets commitGrace), the rest is the flush's, less
+	// what closing the pool may take, so that the whole stop, loss report
+	// included, ends within shutdown_timeout whatever the database does.
+	budget := cfg.ShutdownTimeout - poolCloseWait
 	if at := signalled.Load(); at != 0 {
 		budget -= time.Since(time.Unix(0, at))
 	}
-	fctx, cancel := context.WithTimeout(context.Background(), max(budget, cfg.ShutdownTimeout/2))
+	fctx, cancel := context.WithTimeout(context.Background(), max(budget, time.Second))
 	defer cancel()
 	return errors.Join(lerr, sy.Shutdown(fctx))
+}
+
+// poolCloseWait bounds closing the database pool at exit (closeBounded).
+const poolCloseWait = 500 * time.Millisecond
+
+// closeBounded closes the pool but waits at most d: after a stop that gave
+// up on a hung database, a COMMIT may still be waiting for its answer (up to
+// the driver's read timeout), and the process must not wait for it.
+func closeBounded(db io.Closer, d time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		_ = db.Close()
+		close(done)
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
 }
 
 // driverLogger routes the MySQL driver's messages to the log at debug level.
