@@ -550,7 +550,7 @@ var errCommitNoAnswer = errors.New("COMMIT sent, no answer before the write's de
 // statement, the commit marker, COMMIT. It returns the statement's affected
 // rows.
 //
-// The transaction's context carries ctx's deadline but not its
+// Once begun, the transaction's context carries ctx's deadline but not its
 // cancellation: a stop should let a chunk already written commit rather
 // than roll it back, while the deadline bounds everything (database/sql
 // rolls the transaction back when that context ends, and the driver gives
@@ -561,7 +561,17 @@ var errCommitNoAnswer = errors.New("COMMIT sent, no answer before the write's de
 func (w *Writer) tryChunk(ctx context.Context, p part, q string, args []any) (int64, error) {
 	txCtx, cancel := deadlineOnly(ctx)
 	defer cancel()
+	// Until the transaction has begun, a cancellation does reach it: the
+	// connection attempt and BEGIN of a stopping tracker must not wait for
+	// a hung database.
+	stop := context.AfterFunc(ctx, cancel)
 	tx, err := w.db.BeginTx(txCtx, nil)
+	if !stop() {
+		if err == nil {
+			_ = tx.Rollback()
+		}
+		return 0, fmt.Errorf("begin: %w", ctx.Err())
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -632,13 +642,13 @@ func (w *Writer) commitBounded(ctx, txCtx context.Context, table string, tx *gos
 }
 
 // deadlineOnly returns a context with ctx's deadline and values but not its
-// cancellation.
+// cancellation (it ends at the deadline or when cancel is called).
 func deadlineOnly(ctx context.Context) (context.Context, context.CancelFunc) {
 	c := context.WithoutCancel(ctx)
 	if dl, ok := ctx.Deadline(); ok {
 		return context.WithDeadline(c, dl)
 	}
-	return c, func() {}
+	return context.WithCancel(c)
 }
 
 func (w *Writer) countCommitted(p part, lo, hi int, affected int64, clamped bool) {

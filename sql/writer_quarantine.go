@@ -109,40 +109,31 @@ func (w *Writer) divert(b *tracker.Batch) {
 func takeRow(b *tracker.Batch, k rowKey) *tracker.Batch {
 	one := &tracker.Batch{}
 	fill(one)
+	var moved bool
 	switch k.kind {
 	case kindUser:
-		d, ok := b.Users[k.a]
-		if !ok {
-			return nil
-		}
-		delete(b.Users, k.a)
-		one.Users[k.a] = d
+		moved = moveKey(b.Users, one.Users, k.a)
 	case kindFile:
-		d, ok := b.Files[k.a]
-		if !ok {
-			return nil
-		}
-		delete(b.Files, k.a)
-		one.Files[k.a] = d
+		moved = moveKey(b.Files, one.Files, k.a)
 	case kindFileUser:
-		fk := tracker.FileUserKey{Fid: k.a, UID: k.b}
-		d, ok := b.FileUsers[fk]
-		if !ok {
-			return nil
-		}
-		delete(b.FileUsers, fk)
-		one.FileUsers[fk] = d
+		moved = moveKey(b.FileUsers, one.FileUsers, tracker.FileUserKey{Fid: k.a, UID: k.b})
 	case kindNewFile:
-		d, ok := b.NewFiles[k.ih]
-		if !ok {
-			return nil
-		}
-		delete(b.NewFiles, k.ih)
-		one.NewFiles[k.ih] = d
-	default:
+		moved = moveKey(b.NewFiles, one.NewFiles, k.ih)
+	}
+	if !moved {
 		return nil
 	}
 	return one
+}
+
+// moveKey moves k's entry from src to dst, if src has one.
+func moveKey[K comparable, V any](src, dst map[K]V, k K) bool {
+	v, ok := src[k]
+	if ok {
+		delete(src, k)
+		dst[k] = v
+	}
+	return ok
 }
 
 // retryQuarantined tries each quarantined row that is due (every one when

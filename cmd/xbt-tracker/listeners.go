@@ -46,16 +46,17 @@ func runListeners(ctx context.Context, log *zap.Logger, trk *tracker.Tracker, cf
 	}
 
 	hcfg := httpfront.Config{
-		MaxRequestBytes:  cfg.MaxRequestBytes,
-		MaxConnections:   cfg.MaxConnections,
-		GoroutinePerConn: !cfg.HTTPEventLoops,
-		ReadTimeout:      cfg.ReadTimeout,
-		IdleTimeout:      cfg.IdleTimeout,
-		WriteTimeout:     cfg.ReadTimeout,
-		TrustedProxies:   cfg.TrustedProxies,
-		Logger:           log,
-		Metrics:          reg,
-		Status:           status,
+		MaxRequestBytes:     cfg.MaxRequestBytes,
+		MaxConnections:      cfg.MaxConnections,
+		MaxConnectionsPerIP: cfg.MaxConnectionsPerIP,
+		GoroutinePerConn:    !cfg.HTTPEventLoops,
+		ReadTimeout:         cfg.ReadTimeout,
+		IdleTimeout:         cfg.IdleTimeout,
+		WriteTimeout:        cfg.ReadTimeout,
+		TrustedProxies:      cfg.TrustedProxies,
+		Logger:              log,
+		Metrics:             reg,
+		Status:              status,
 	}
 	servers := []*httpfront.Server{}
 	type bound struct {

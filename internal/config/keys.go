@@ -120,7 +120,7 @@ func newSpecTable() []spec {
 		integer("max_numwant", 50, 1, 1000, "Most peers returned by one announce, whatever numwant asks for.", func(c *Config) *int { return &c.MaxNumwant }),
 		integer("default_numwant", 50, 1, 1000, "Peers returned when the announce has no numwant; at most max_numwant.", func(c *Config) *int { return &c.DefaultNumwant }),
 		integer("max_request_bytes", 8192, 1024, 1<<20, "Largest HTTP request head (request line and headers) accepted, in bytes.", func(c *Config) *int { return &c.MaxRequestBytes }),
-		integer("max_connections", 8192, 1, 1<<20, "Most simultaneous HTTP connections; more wait in the kernel's accept queue.", func(c *Config) *int { return &c.MaxConnections }),
+		integer("max_connections", 8192, 1, 1<<20, "Most simultaneous HTTP connections; at the cap the oldest idle keep-alive connections are closed to make room, and a new connection is closed at once if none is idle.", func(c *Config) *int { return &c.MaxConnections }),
 		integer("max_connections_per_ip", 256, 1, 1<<20, "Most simultaneous HTTP connections from one client address; a connection over it is closed at once. Addresses in trusted_proxies are exempt.", func(c *Config) *int { return &c.MaxConnectionsPerIP }),
 		boolean("http_event_loops", true, "Serve HTTP connections from epoll event loops, one per core (Linux; elsewhere always 0). 0: a goroutine per connection, as before; same answers, more CPU per keep-alive request.", func(c *Config) *bool { return &c.HTTPEventLoops }),
 		duration("read_timeout", 10*time.Second, 100*time.Millisecond, 10*time.Minute, "Time allowed to read one HTTP request.", func(c *Config) *time.Duration { return &c.ReadTimeout }),

@@ -29,4 +29,10 @@
 //     "access denied, host banned".
 //   - A full scrape is gzipped when gzip_scrape is on and the client accepts
 //     gzip; other answers never are.
+//   - Only GET is served. HEAD gets the 405 every other method gets (the
+//     parser reads it; the server refuses it), so a HEAD of an announce URL
+//     changes nothing.
+//   - Over MaxConnectionsPerIP (trusted proxies exempt) a new connection is
+//     closed at once; at MaxConnections the connections idle longest are
+//     closed to make room, and a new one only when none is idle.
 package httpfront

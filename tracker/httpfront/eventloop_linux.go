@@ -252,7 +252,7 @@ func newLoop(s *Server) (*loop, error) {
 	// A timeout fires between its length and that plus a sweep interval.
 	sweep := min(s.cfg.ReadTimeout, s.cfg.IdleTimeout, s.cfg.WriteTimeout) / 8
 	sweep = max(min(sweep, time.Second), 5*time.Millisecond)
-	l := &loop{s: s, epfd: epfd, file: f, rc: rc, start: time.Now(),
+	l := &loop{s: s, epfd: epfd, file: f, rc: rc, start: s.start, // the server's clock: conn.idleAt
 		events: make([]syscall.EpollEvent, 256), sweepEvery: sweep}
 	l.poll = l.pollOnce
 	return l, nil
@@ -387,8 +387,8 @@ func (l *loop) handle(c *econn, events uint32) {
 func (l *loop) serve(c *econn) {
 	s, b := l.s, c.b
 	for b.br.Buffered() > 0 && !c.last {
-		if c.state.Load() == stateIdle && !c.state.CompareAndSwap(stateIdle, stateActive) {
-			l.close(c) // Shutdown closed it
+		if c.state.Load() != stateActive && !c.state.CompareAndSwap(stateIdle, stateActive) {
+			l.close(c) // Shutdown closed it or it was evicted
 			return
 		}
 		// A full buffer without the head's end is over MaxRequestBytes,
@@ -424,7 +424,8 @@ func (l *loop) serve(c *econn) {
 			l.close(c)
 			return
 		}
-		c.state.Store(stateIdle)
+		c.idleAt.Store(l.now)
+		c.state.Store(stateIdle) // evictable from here on, see Server.evictIdle
 		c.deadline = l.now + int64(s.cfg.IdleTimeout)
 	}
 }

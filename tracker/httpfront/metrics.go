@@ -37,7 +37,9 @@ type counters struct {
 	requests       [numKinds][numResults]atomic.Uint64
 	accepted       atomic.Uint64
 	rejectedLimit  atomic.Uint64
+	rejectedPerIP  atomic.Uint64
 	rejectedDenied atomic.Uint64
+	evicted        atomic.Uint64
 	panics         atomic.Uint64
 }
 
@@ -58,6 +60,7 @@ type collector struct {
 	open     *prometheus.Desc
 	accepted *prometheus.Desc
 	rejected *prometheus.Desc
+	evicted  *prometheus.Desc
 	panics   *prometheus.Desc
 }
 
@@ -77,8 +80,10 @@ func newCollector(s *Server) *collector {
 		accepted: prometheus.NewDesc("xbt_http_accepted_connections_total",
 			"HTTP connections accepted and served.", nil, cl),
 		rejected: prometheus.NewDesc("xbt_http_rejected_connections_total",
-			"HTTP connections closed at accept without an answer, by reason (limit = over max connections, denied = address in the deny list).",
+			"HTTP connections closed at accept without an answer, by reason (limit = at max_connections with no idle connection to evict, per_ip = over max_connections_per_ip, denied = address in the deny list).",
 			[]string{"reason"}, cl),
+		evicted: prometheus.NewDesc("xbt_http_evicted_connections_total",
+			"Idle keep-alive HTTP connections closed to make room for new ones at max_connections.", nil, cl),
 		panics: prometheus.NewDesc("xbt_http_panics_total",
 			"Connections closed because serving them panicked (a bug: see the warn log).", nil, cl),
 	}
@@ -89,6 +94,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.open
 	ch <- c.accepted
 	ch <- c.rejected
+	ch <- c.evicted
 	ch <- c.panics
 }
 
@@ -103,6 +109,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.open, prometheus.GaugeValue, float64(c.s.open.Load()))
 	ch <- prometheus.MustNewConstMetric(c.accepted, prometheus.CounterValue, float64(n.accepted.Load()))
 	ch <- prometheus.MustNewConstMetric(c.rejected, prometheus.CounterValue, float64(n.rejectedLimit.Load()), "limit")
+	ch <- prometheus.MustNewConstMetric(c.rejected, prometheus.CounterValue, float64(n.rejectedPerIP.Load()), "per_ip")
 	ch <- prometheus.MustNewConstMetric(c.rejected, prometheus.CounterValue, float64(n.rejectedDenied.Load()), "denied")
+	ch <- prometheus.MustNewConstMetric(c.evicted, prometheus.CounterValue, float64(n.evicted.Load()))
 	ch <- prometheus.MustNewConstMetric(c.panics, prometheus.CounterValue, float64(n.panics.Load()))
 }

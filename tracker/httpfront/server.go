@@ -29,14 +29,27 @@ const (
 	DefaultWriteTimeout    = 10 * time.Second
 )
 
+// DefaultMaxConnectionsPerIP is MaxConnectionsPerIP's default (that of
+// max_connections_per_ip).
+const DefaultMaxConnectionsPerIP = 256
+
 // Config tunes a Server. Zero values take the defaults above.
 type Config struct {
 	// MaxRequestBytes caps a request head (request line and headers);
 	// larger heads get 431 and the connection is closed.
 	MaxRequestBytes int
-	// MaxConnections caps open connections; over it a new connection is
-	// accepted and closed at once (counted as rejected, reason "limit").
+	// MaxConnections caps open connections. At the cap, the connections
+	// idle longest (waiting for a request, nothing half-read, no answer
+	// pending) are closed to make room, a batch at a time (counted as
+	// evicted); when none is idle, the new connection is accepted and
+	// closed at once (counted as rejected, reason "limit").
 	MaxConnections int
+	// MaxConnectionsPerIP caps the open connections of one socket address
+	// (IPv4-mapped IPv6 counts as IPv4); over it a new connection is
+	// accepted and closed at once (counted as rejected, reason "per_ip"),
+	// whatever MaxConnections allows. Addresses inside TrustedProxies are
+	// exempt: a proxy carries many clients. Negative: no cap.
+	MaxConnectionsPerIP int
 	// ReadTimeout bounds the wait for a connection's first request and the
 	// reading of every request head once its first byte arrived.
 	ReadTimeout time.Duration
@@ -48,7 +61,8 @@ type Config struct {
 	// ip= are believed (see ClientAddr).
 	TrustedProxies []netip.Prefix
 	// Logger gets warnings (panics, accept errors); nil discards them.
-	// Normal requests are never logged.
+	// Normal requests are logged (at info) only while the tracker's
+	// Settings().LogAccess is on (log_access), one line per request.
 	Logger *zap.Logger
 	// Metrics is exposed at /metrics in the Prometheus text format; nil
 	// answers /metrics with 404.
@@ -90,13 +104,16 @@ var ErrServerClosed = errors.New("httpfront: server closed")
 // the hot path), hands announces and scrapes to a tracker.Tracker and writes
 // the bencoded answers. One Server may Serve several listeners.
 type Server struct {
-	trk     *tracker.Tracker
-	cfg     Config
-	log     *zap.Logger
-	trusted []netip.Prefix
-	maxConn int64
+	trk      *tracker.Tracker
+	cfg      Config
+	log      *zap.Logger
+	trusted  []netip.Prefix
+	maxConn  int64
+	perIPCap int32     // 0: none
+	batch    int       // most idle connections evicted at once at MaxConnections
+	start    time.Time // origin of the server clock (conn.idleAt)
 
-	open     atomic.Int64 // connections open now
+	open     atomic.Int64 // connections admitted and not closed or evicted; changed under mu
 	shutting atomic.Bool
 	counters counters
 	coll     *collector
@@ -104,6 +121,8 @@ type Server struct {
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
+	perIP     map[netip.Addr]int32 // open connections by address (not trusted proxies)
+	evictHeap []idleConn           // evictIdle's scratch
 
 	bufs     sync.Pool // *connBufs of the goroutine-per-connection mode
 	loopBufs sync.Pool // *connBufs of the event loops (a larger read buffer)
@@ -116,6 +135,9 @@ func New(t *tracker.Tracker, cfg Config) *Server {
 	}
 	if cfg.MaxConnections <= 0 {
 		cfg.MaxConnections = DefaultMaxConnections
+	}
+	if cfg.MaxConnectionsPerIP == 0 {
+		cfg.MaxConnectionsPerIP = DefaultMaxConnectionsPerIP
 	}
 	if cfg.ReadTimeout <= 0 {
 		cfg.ReadTimeout = DefaultReadTimeout
@@ -132,8 +154,12 @@ func New(t *tracker.Tracker, cfg Config) *Server {
 		log:       cfg.Logger,
 		trusted:   normalizePrefixes(cfg.TrustedProxies),
 		maxConn:   int64(cfg.MaxConnections),
+		perIPCap:  int32(max(min(cfg.MaxConnectionsPerIP, 1<<30), 0)),
+		batch:     min(max(cfg.MaxConnections/128, 1), maxEvictBatch),
+		start:     time.Now(),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
+		perIP:     make(map[netip.Addr]int32),
 	}
 	if s.log == nil {
 		s.log = zap.NewNop()
@@ -144,16 +170,17 @@ func New(t *tracker.Tracker, cfg Config) *Server {
 
 // Collector exports the server's metrics: xbt_http_requests_total{kind,
 // result}, xbt_http_open_connections, xbt_http_accepted_connections_total,
-// xbt_http_rejected_connections_total{reason} and xbt_http_panics_total,
+// xbt_http_rejected_connections_total{reason},
+// xbt_http_evicted_connections_total and xbt_http_panics_total,
 // each with a constant label server="tracker" or "admin" (ServeAdmin), so a
 // tracker and an admin Server can share one registry.
 func (s *Server) Collector() prometheus.Collector { return s.coll }
 
-// connection states, for Shutdown.
+// connection states, for Shutdown and eviction.
 const (
-	stateIdle   int32 = iota // waiting for the first byte of a request
+	stateIdle   int32 = iota // waiting for the first byte of a request, nothing buffered, nothing to write
 	stateActive              // reading, handling or answering a request
-	stateClosed              // closed by Shutdown while idle
+	stateClosed              // closed by Shutdown or evicted while idle
 )
 
 type conn struct {
@@ -161,9 +188,15 @@ type conn struct {
 	fd     int        // an event-loop connection's socket; -1 otherwise
 	remote netip.Addr // unmapped
 	state  atomic.Int32
+	idleAt atomic.Int64 // server clock (Server.clock) when it last became idle
+
+	// Set by admit and forget, under Server.mu.
+	perIP   bool // counted in Server.perIP
+	evicted bool // evicted: its place in Server.open is already given up
 }
 
-// abort ends c from outside its serving goroutine or loop: Shutdown's use.
+// abort ends c from outside its serving goroutine or loop: Shutdown's and
+// eviction's use.
 // An event-loop socket is shut down, not closed, so its number is not
 // reused while its loop still owns it; the loop sees the hang-up and closes
 // it.
@@ -187,6 +220,14 @@ type connBufs struct {
 	body []byte
 	out  []byte
 	tail []byte // a large body to write after out (aliases body)
+
+	// What the access log (log_access) reports of the last request; set
+	// whether or not it is on (plain stores, no allocation).
+	status  int        // the answer's HTTP status; 0: none (yet)
+	failure string     // the bencoded failure reason answered, or why there was no answer
+	errText string     // an HTTP error's reason (4xx, 505)
+	client  netip.Addr // the address the request was accounted to, when not the socket's
+	logPath []byte     // scratch for the masked path
 }
 
 const (
@@ -242,7 +283,9 @@ func (s *Server) putBufs(pool *sync.Pool, b *connBufs) {
 // *net.TCPListener's connections are served by event loops, others each on
 // its own goroutine (see Config.GoroutinePerConn).
 // Connections from an address the tracker denies are closed at once
-// without an answer, as XBT does; so are connections over MaxConnections.
+// without an answer, as XBT does; so are connections over
+// MaxConnectionsPerIP, and over MaxConnections when no idle connection can
+// be evicted to make room.
 func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	if s.shutting.Load() {
@@ -312,33 +355,116 @@ type admission int
 
 const (
 	admitted admission = iota
-	refused            // over MaxConnections or denied: close it, go on
+	refused            // denied or over a connection cap: close it, go on
 	closing            // Shutdown has begun: close it and stop accepting
 )
 
-// admit applies MaxConnections and the deny list to a new connection and,
-// when it is admitted, counts it and registers it for Shutdown.
+// maxEvictBatch bounds how many idle connections one full server evicts at
+// once (see evictIdle).
+const maxEvictBatch = 64
+
+// clock is the server's monotonic clock (ns since New), the time base of
+// conn.idleAt; the event loops keep theirs on it too.
+func (s *Server) clock() int64 { return int64(time.Since(s.start)) }
+
+// admit applies the deny list, MaxConnectionsPerIP and MaxConnections to a
+// new connection (evicting idle ones at MaxConnections) and, when it is
+// admitted, counts it and registers it for Shutdown. It runs once per
+// accepted connection, never per request.
 func (s *Server) admit(c *conn) admission {
-	if s.open.Add(1) > s.maxConn {
-		s.open.Add(-1)
-		s.counters.rejectedLimit.Add(1)
-		return refused
-	}
 	if !s.cfg.ServeAdmin && s.trk.Denied(c.remote) {
-		s.open.Add(-1)
 		s.counters.rejectedDenied.Add(1)
 		return refused
 	}
-	s.counters.accepted.Add(1)
+	c.perIP = s.perIPCap > 0 && !inPrefixes(s.trusted, c.remote)
 	c.state.Store(stateIdle)
+	c.idleAt.Store(s.clock())
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.shutting.Load() {
-		s.open.Add(-1)
 		return closing
 	}
+	if c.perIP && s.perIP[c.remote] >= s.perIPCap {
+		s.counters.rejectedPerIP.Add(1)
+		return refused
+	}
+	if s.open.Load() >= s.maxConn && s.evictIdle() == 0 {
+		s.counters.rejectedLimit.Add(1)
+		return refused
+	}
+	if c.perIP {
+		s.perIP[c.remote]++
+	}
+	s.open.Add(1)
 	s.conns[c] = struct{}{}
+	s.counters.accepted.Add(1)
 	return admitted
+}
+
+// idleConn is an eviction candidate and when it became idle.
+type idleConn struct {
+	at int64
+	c  *conn
+}
+
+// evictIdle makes room at MaxConnections: it closes the connections that
+// have been idle longest (at most s.batch of them, so that a flood of new
+// connections pays for one scan per batch, not one per connection) and
+// returns how many it closed. Idle means waiting for a request with nothing
+// half-read and no answer pending (stateIdle); a connection still idle when
+// chosen is switched to stateClosed and aborted as Shutdown does it (an
+// event-loop socket is shut down, and its loop closes it), so one that has
+// just begun a request is never cut. Its place in s.open is given up at
+// once; its address's count when it is closed. s.mu is held.
+func (s *Server) evictIdle() int {
+	h := s.evictHeap[:0] // a max-heap on at: the s.batch oldest so far
+	for c := range s.conns {
+		if c.state.Load() != stateIdle {
+			continue
+		}
+		at := c.idleAt.Load()
+		switch {
+		case len(h) < s.batch:
+			h = append(h, idleConn{at, c})
+			for i := len(h) - 1; i > 0; { // sift up
+				p := (i - 1) / 2
+				if h[p].at >= h[i].at {
+					break
+				}
+				h[p], h[i] = h[i], h[p]
+				i = p
+			}
+		case at < h[0].at:
+			h[0] = idleConn{at, c}
+			for i := 0; ; { // sift down
+				l, m := 2*i+1, i
+				if l < len(h) && h[l].at > h[m].at {
+					m = l
+				}
+				if l+1 < len(h) && h[l+1].at > h[m].at {
+					m = l + 1
+				}
+				if m == i {
+					break
+				}
+				h[m], h[i] = h[i], h[m]
+				i = m
+			}
+		}
+	}
+	n := 0
+	for i := range h {
+		if c := h[i].c; c.state.CompareAndSwap(stateIdle, stateClosed) {
+			c.evicted = true
+			c.abort()
+			s.open.Add(-1)
+			n++
+		}
+		h[i] = idleConn{}
+	}
+	s.evictHeap = h[:0]
+	s.counters.evicted.Add(uint64(n))
+	return n
 }
 
 // forget undoes admit once c is closed (or about to be: an event-loop
@@ -346,8 +472,18 @@ func (s *Server) admit(c *conn) admission {
 func (s *Server) forget(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
+	if c.perIP {
+		if n := s.perIP[c.remote] - 1; n > 0 {
+			s.perIP[c.remote] = n
+		} else {
+			delete(s.perIP, c.remote)
+		}
+		c.perIP = false
+	}
+	if !c.evicted {
+		s.open.Add(-1)
+	}
 	s.mu.Unlock()
-	s.open.Add(-1)
 }
 
 func remoteAddr(nc net.Conn) netip.Addr {
@@ -439,8 +575,8 @@ func (s *Server) serveConn(c *conn) {
 				return
 			}
 		}
-		if !c.state.CompareAndSwap(stateIdle, stateActive) {
-			return // Shutdown closed it
+		if c.state.Load() != stateActive && !c.state.CompareAndSwap(stateIdle, stateActive) {
+			return // Shutdown closed it or it was evicted
 		}
 		// A head that is already whole in the buffer needs no more reads;
 		// only one still arriving gets ReadTimeout to finish (slowloris).
@@ -475,7 +611,12 @@ func (s *Server) serveConn(c *conn) {
 		if !keep {
 			return
 		}
-		c.state.Store(stateIdle)
+		// Idle (evictable, closed by Shutdown) only with nothing buffered:
+		// a pipelined request stays in flight.
+		if b.br.Buffered() == 0 {
+			c.idleAt.Store(s.clock())
+			c.state.Store(stateIdle)
+		}
 		waitFor = s.cfg.IdleTimeout
 	}
 }
@@ -536,22 +677,39 @@ func completeHead(buf []byte) bool {
 // serveRequest reads one request head from b.br and appends the answer to
 // b.out. keep reports whether the connection may serve another request;
 // closeNow that it must be closed without writing anything (a read error, a
-// denied socket address).
+// denied socket address). While the tracker's log_access is on, every
+// request is logged (see logAccess); otherwise nothing here allocates.
 func (s *Server) serveRequest(c *conn, b *connBufs) (keep, closeNow bool) {
+	b.status, b.failure, b.errText, b.client = 0, "", "", netip.Addr{}
+	if !s.trk.Settings().LogAccess {
+		return s.handleRequest(c, b)
+	}
+	start := time.Now()
+	before := len(b.out)
+	keep, closeNow = s.handleRequest(c, b)
+	s.logAccess(c, b, time.Since(start), len(b.out)-before+len(b.tail))
+	return keep, closeNow
+}
+
+// handleRequest is serveRequest without the access log.
+func (s *Server) handleRequest(c *conn, b *connBufs) (keep, closeNow bool) {
 	req := &b.req
 	if err := ReadRequest(b.br, s.cfg.MaxRequestBytes, req); err != nil {
 		he, ok := err.(*HeadError)
 		if !ok {
 			return false, true // EOF, timeout, reset: nothing to answer
 		}
-		s.counters.request(kindOther, resultBadRequest)
-		req.ProtoMinor = 1
-		b.body = append(b.body[:0], he.Reason...)
-		b.body = append(b.body, '\n')
-		s.respond(b, he.Status, "", false, false, false)
+		req.ProtoMinor = 1 // the version may not have been read
+		s.badHead(b, he, false)
 		return false, false
 	}
-	head := req.Method == "HEAD"
+	if req.Method != "GET" {
+		// HEAD would run an announce (a changed swarm, statistics to
+		// write) for an answer never sent: it gets the 405 every other
+		// method gets, on every path, without the body as HEAD wants.
+		s.badHead(b, ErrMethodNotAllowed, true)
+		return false, false
+	}
 	path := req.Path
 	if !s.cfg.ServeAdmin {
 		if passkey, k, ok := trackerPath(path); ok {
@@ -568,7 +726,7 @@ func (s *Server) serveRequest(c *conn, b *connBufs) (keep, closeNow bool) {
 			}
 			s.counters.request(k, res)
 			keep = s.keepAlive(req)
-			s.respond(b, 200, "", keep, gz, head)
+			s.respond(b, 200, "", keep, gz, false)
 			return keep, false
 		}
 	}
@@ -578,7 +736,7 @@ func (s *Server) serveRequest(c *conn, b *connBufs) (keep, closeNow bool) {
 			s.counters.request(kindStatistics, resultOK)
 			b.body = s.appendStatistics(b.body[:0])
 			keep = s.keepAlive(req)
-			s.respond(b, 200, "text/html; charset=utf-8", keep, false, head)
+			s.respond(b, 200, "text/html; charset=utf-8", keep, false, false)
 			return keep, false
 		}
 	case "/metrics":
@@ -587,7 +745,7 @@ func (s *Server) serveRequest(c *conn, b *connBufs) (keep, closeNow bool) {
 			var ct string
 			b.body, ct = s.appendMetrics(b.body[:0])
 			keep = s.keepAlive(req)
-			s.respond(b, 200, ct, keep, false, head)
+			s.respond(b, 200, ct, keep, false, false)
 			return keep, false
 		}
 	}
@@ -596,13 +754,87 @@ func (s *Server) serveRequest(c *conn, b *connBufs) (keep, closeNow bool) {
 	if !s.cfg.ServeAdmin {
 		if u := s.trk.Settings().RedirectURL; u != "" {
 			b.body = b.body[:0]
-			b.out = s.appendRedirect(b.out, req, u, keep, head)
+			b.out = s.appendRedirect(b.out, req, u, keep)
+			b.status = 302
 			return keep, false
 		}
 	}
 	b.body = append(b.body[:0], "not found\n"...)
-	s.respond(b, 404, "", keep, false, head)
+	s.respond(b, 404, "", keep, false, false)
 	return keep, false
+}
+
+// badHead answers a refused request head (he's status, its reason as the
+// text body; none for a HEAD request) and the connection closes after it.
+func (s *Server) badHead(b *connBufs, he *HeadError, head bool) {
+	s.counters.request(kindOther, resultBadRequest)
+	b.body = append(b.body[:0], he.Reason...)
+	b.body = append(b.body, '\n')
+	b.errText = he.Reason
+	s.respond(b, he.Status, "", false, false, head)
+}
+
+// logAccess writes log_access's line for the request just served: the
+// socket's address (and the client's, when a trusted proxy named another),
+// method, path with any passkey masked, status (0: closed unanswered),
+// failure reason or error, bytes of the answer and the time taken to read
+// and answer it (not to write it). Nothing is logged when no request was
+// read (the client closed, or a read failed before a head was whole).
+func (s *Server) logAccess(c *conn, b *connBufs, took time.Duration, n int) {
+	if b.status == 0 && b.failure == "" {
+		return
+	}
+	b.logPath = appendMaskedPath(b.logPath[:0], b.req.Path)
+	fields := [9]zap.Field{
+		zap.Stringer("remote", c.remote),
+		zap.String("method", b.req.Method),
+		zap.String("path", string(b.logPath)),
+		zap.Int("status", b.status),
+		zap.Int("bytes", n),
+		zap.Duration("duration", took),
+	}
+	nf := 6
+	if b.client.IsValid() && b.client != c.remote {
+		fields[nf] = zap.Stringer("client", b.client)
+		nf++
+	}
+	if b.failure != "" {
+		fields[nf] = zap.String("failure", b.failure)
+		nf++
+	}
+	if b.errText != "" {
+		fields[nf] = zap.String("error", b.errText)
+		nf++
+	}
+	s.log.Info("http request", fields[:nf]...)
+}
+
+// maskedSegment is how long a path segment may be before appendMaskedPath
+// cuts it: a passkey is 32 bytes, every name the tracker serves is shorter.
+const maskedSegment = 16
+
+// appendMaskedPath appends p to dst with every segment longer than
+// maskedSegment bytes (a passkey, even a damaged one) cut to its first 8
+// bytes, which in a passkey are only the uid in hex, and "…".
+func appendMaskedPath(dst, p []byte) []byte {
+	for {
+		i := bytes.IndexByte(p, '/')
+		seg := p
+		if i >= 0 {
+			seg = p[:i]
+		}
+		if len(seg) > maskedSegment {
+			dst = append(dst, seg[:8]...)
+			dst = append(dst, "…"...)
+		} else {
+			dst = append(dst, seg...)
+		}
+		if i < 0 {
+			return dst
+		}
+		dst = append(dst, '/')
+		p = p[i+1:]
+	}
 }
 
 // keepAlive decides, just before an answer's head is written, whether the
@@ -636,7 +868,8 @@ func trackerPath(p []byte) (passkey []byte, k kind, ok bool) {
 // announce answers an announce into b.body.
 func (s *Server) announce(c *conn, b *connBufs, passkey []byte) (res result, closeNow bool) {
 	if err := ParseAnnounceExtras(b.req.Query, &b.ann, &b.ex); err != nil {
-		b.body = AppendFailure(b.body[:0], err.Error())
+		b.failure = err.Error()
+		b.body = AppendFailure(b.body[:0], b.failure)
 		return resultBadRequest, false
 	}
 	addr, proxied := ClientAddr(c.remote, s.trusted, b.req.XForwardedFor, b.req.XRealIP, b.ex.IP)
@@ -644,6 +877,10 @@ func (s *Server) announce(c *conn, b *connBufs, passkey []byte) (res result, clo
 	b.ann.Addr = addr
 	s.trk.Announce(&b.ann, &b.ares) // checks the deny list first
 	b.ann.Passkey = nil
+	b.failure = b.ares.Failure
+	if proxied {
+		b.client = addr
+	}
 	if b.ares.Failure == tracker.ErrHostDenied && !proxied {
 		return 0, true // the socket's address was banned since accept: no answer, as at accept
 	}
@@ -659,7 +896,8 @@ func (s *Server) scrape(c *conn, b *connBufs, passkey []byte) (res result, gz, c
 	var err error
 	b.sreq.InfoHashes, err = ParseScrape(b.req.Query, b.sreq.InfoHashes[:0])
 	if err != nil {
-		b.body = AppendFailure(b.body[:0], err.Error())
+		b.failure = err.Error()
+		b.body = AppendFailure(b.body[:0], b.failure)
 		return resultBadRequest, false, false
 	}
 	addr, proxied := ClientAddr(c.remote, s.trusted, b.req.XForwardedFor, b.req.XRealIP, netip.Addr{})
@@ -667,6 +905,10 @@ func (s *Server) scrape(c *conn, b *connBufs, passkey []byte) (res result, gz, c
 	b.sreq.Addr = addr
 	s.trk.Scrape(&b.sreq, &b.sres) // checks the deny list first
 	b.sreq.Passkey = nil
+	b.failure = b.sres.Failure
+	if proxied {
+		b.client = addr
+	}
 	if b.sres.Failure == tracker.ErrHostDenied && !proxied {
 		return 0, false, true
 	}
@@ -715,11 +957,13 @@ func appendConnection(dst []byte, req *Request, keep bool) []byte {
 }
 
 // respond appends the answer with body b.body to b.out: a text/plain one
-// unless contentType says otherwise, "Allow: GET, HEAD" for a 405. A body
-// larger than maxInlineBody (a full scrape, say) is not copied: it goes in
-// b.tail, written after b.out with writev.
+// unless contentType says otherwise, "Allow: GET" for a 405, without the
+// body when head (the answer to a HEAD request). A body larger than
+// maxInlineBody (a full scrape, say) is not copied: it goes in b.tail,
+// written after b.out with writev.
 func (s *Server) respond(b *connBufs, status int, contentType string, keep, gz, head bool) {
 	req := &b.req
+	b.status = status
 	dst := s.appendStatusLine(b.out, req, status)
 	dst = append(dst, "\r\nContent-Type: "...)
 	if contentType == "" {
@@ -732,7 +976,7 @@ func (s *Server) respond(b *connBufs, status int, contentType string, keep, gz, 
 		dst = append(dst, "\r\nContent-Encoding: gzip"...)
 	}
 	if status == 405 {
-		dst = append(dst, "\r\nAllow: GET, HEAD"...)
+		dst = append(dst, "\r\nAllow: GET"...)
 	}
 	dst = appendConnection(dst, req, keep)
 	dst = append(dst, "\r\n\r\n"...)
@@ -746,7 +990,7 @@ func (s *Server) respond(b *connBufs, status int, contentType string, keep, gz, 
 	b.out = dst
 }
 
-func (s *Server) appendRedirect(dst []byte, req *Request, url string, keep, head bool) []byte {
+func (s *Server) appendRedirect(dst []byte, req *Request, url string, keep bool) []byte {
 	dst = s.appendStatusLine(dst, req, 302)
 	dst = append(dst, "\r\nLocation: "...)
 	for i := 0; i < len(url); i++ { // never let configuration split the header

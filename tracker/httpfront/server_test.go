@@ -52,6 +52,8 @@ func TestServer(t *testing.T) {
 		{"TrustedProxies", testTrustedProxies},
 		{"Deny", testDeny},
 		{"ConnectionCap", testConnectionCap},
+		{"ConnectionsPerIP", testConnectionsPerIP},
+		{"AccessLog", testAccessLog},
 		{"GzipFullScrape", testGzipFullScrape},
 		{"RedirectAnd404", testRedirectAnd404},
 		{"StatisticsAndMetrics", testStatisticsAndMetrics},
@@ -230,9 +232,9 @@ func testPipelined(t *testing.T, m mode) {
 	ts := startServer(t, m, newTracker(t, nil), httpfront.Config{})
 	rc := ts.dial(t)
 	one := "GET " + announcePath(1, conformance.H1, 1, 6881, 0, "") + " HTTP/1.1\r\n\r\n"
-	rc.send(one + "HEAD /x HTTP/1.1\r\n\r\n" + one + "GET /statistics HTTP/1.1\r\nConnection: close\r\n\r\n")
-	for i, m := range []string{"GET", "HEAD", "GET", "GET"} {
-		resp, body := rc.read(m)
+	rc.send(one + "GET /x HTTP/1.1\r\n\r\n" + one + "GET /statistics HTTP/1.1\r\nConnection: close\r\n\r\n")
+	for i := range 4 {
+		resp, body := rc.read("GET")
 		want := []int{200, 404, 200, 404}[i]
 		if resp.StatusCode != want {
 			t.Errorf("response %d: %d %q, want %d", i, resp.StatusCode, body, want)
@@ -241,19 +243,49 @@ func testPipelined(t *testing.T, m mode) {
 	rc.wantClosed(time.Second)
 }
 
+// HEAD is refused on every path as any method but GET is (405, Allow: GET,
+// the connection closed), without a body, and changes nothing: a HEAD of an
+// announce URL adds no peer.
 func testHead(t *testing.T, m mode) {
-	ts := startServer(t, m, newTracker(t, nil), httpfront.Config{})
-	rc := ts.dial(t)
-	path := announcePath(1, conformance.H1, 1, 6881, 0, "")
-	getResp, getBody := rc.get(path)
-	rc.send("HEAD " + path + " HTTP/1.1\r\n\r\n")
-	resp, body := rc.read("HEAD")
-	if resp.StatusCode != 200 || len(body) != 0 || resp.ContentLength != int64(len(getBody)) || getResp.StatusCode != 200 {
-		t.Fatalf("HEAD: %v length %d body %q; GET body %d bytes", resp.Status, resp.ContentLength, body, len(getBody))
+	trk := newTracker(t, func(s *tracker.Settings) { s.FullScrape, s.AnonymousScrape = true, true })
+	reg := prometheus.NewRegistry()
+	ts := startServer(t, m, trk, httpfront.Config{Metrics: reg,
+		Status: func() httpfront.StatusInfo { return httpfront.StatusInfo{Stats: trk.Stats()} }})
+	reg.MustRegister(ts.srv.Collector())
+	announce := announcePath(1, conformance.H1, 1, 6881, 0, "&event=started")
+	for _, target := range []string{
+		announce,
+		announcePath(0, conformance.H1, 2, 6882, 10, ""), // anonymous /announce
+		"/" + passkey.Derive(conformance.Secret, 0, 1, conformance.H1) + "/scrape?info_hash=" + url.QueryEscape(string(conformance.H1[:])),
+		"/scrape",
+		"/statistics",
+		"/metrics",
+		"/nothing",
+		"/",
+	} {
+		rc := ts.dial(t)
+		rc.send("HEAD " + target + " HTTP/1.1\r\nHost: t\r\n\r\n")
+		resp, body := rc.read("HEAD")
+		if resp.StatusCode != 405 || resp.Header.Get("Allow") != "GET" || !resp.Close || len(body) != 0 {
+			t.Errorf("HEAD %s: %v %v %q", target, resp.Status, resp.Header, body)
+		}
+		rc.wantClosed(time.Second) // nothing after the head, and closed
 	}
-	// The connection is still in sync: nothing was sent after the head.
-	if resp, _ := rc.get("/nothing"); resp.StatusCode != 404 {
-		t.Fatal(resp.Status)
+	if st := trk.Stats(); st.Peers != 0 || st.LedgerLen != 0 || st.AnnouncesOK+st.AnnouncesFailed+st.ScrapesOK+st.ScrapesFailed != 0 {
+		t.Fatalf("after HEAD requests: %+v, want no peer, nothing to write, nothing counted", st)
+	}
+	metrics := scrapeMetrics(t, ts)
+	for _, want := range []string{
+		`xbt_http_requests_total{kind="announce",result="ok",server="tracker"} 0`,
+		`xbt_http_requests_total{kind="other",result="bad_request",server="tracker"} 8`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %q:\n%s", want, grep(metrics, "xbt_http_requests_total"))
+		}
+	}
+	// The same URL with GET does announce: the check above can see a peer.
+	if resp, _ := ts.dial(t).get(announce); resp.StatusCode != 200 || trk.Stats().Peers != 1 {
+		t.Fatalf("GET after HEAD: %v, %+v", resp.Status, trk.Stats())
 	}
 }
 
@@ -277,7 +309,7 @@ func testBadRequests(t *testing.T, m mode) {
 			rc := ts.dial(t)
 			rc.send(tt.raw)
 			resp, _ := rc.read("GET")
-			if resp.StatusCode != tt.status || !resp.Close || (resp.Header.Get("Allow") == "GET, HEAD") != tt.allow {
+			if resp.StatusCode != tt.status || !resp.Close || (resp.Header.Get("Allow") == "GET") != tt.allow {
 				t.Errorf("%v %v", resp.Status, resp.Header)
 			}
 			rc.wantClosed(time.Second)
@@ -438,43 +470,6 @@ func grep(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
-}
-
-func testConnectionCap(t *testing.T, m mode) {
-	reg := prometheus.NewRegistry()
-	ts := startServer(t, m, newTracker(t, nil), httpfront.Config{MaxConnections: 2, Metrics: reg})
-	reg.MustRegister(ts.srv.Collector())
-	a, b := ts.dial(t), ts.dial(t)
-	a.get("/x")
-	b.get("/x") // both are served, and stay open
-	c := ts.dial(t)
-	c.send("GET /x HTTP/1.1\r\n\r\n")
-	c.wantClosed(2 * time.Second)
-	a.get("/x") // still served
-	a.c.Close()
-	// Once one closes, a new connection is served again.
-	var metrics string
-	for deadline := time.Now().Add(2 * time.Second); ; {
-		d := ts.dial(t)
-		d.send("GET /metrics HTTP/1.1\r\n\r\n")
-		d.c.SetReadDeadline(time.Now().Add(time.Second))
-		if resp, err := http.ReadResponse(d.br, nil); err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			metrics = string(body)
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no connection served after one closed")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if !strings.Contains(metrics, `xbt_http_rejected_connections_total{reason="limit",server="tracker"}`) ||
-		strings.Contains(metrics, `xbt_http_rejected_connections_total{reason="limit",server="tracker"} 0`) {
-		t.Errorf("limit rejections not counted:\n%s", grep(metrics, "rejected"))
-	}
-	if !strings.Contains(metrics, `xbt_http_open_connections{server="tracker"} 2`) {
-		t.Errorf("open connections:\n%s", grep(metrics, "open"))
-	}
 }
 
 func testGzipFullScrape(t *testing.T, m mode) {
