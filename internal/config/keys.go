@@ -83,7 +83,7 @@ func newSpecTable() []spec {
 		seconds("clean_up_interval", 60, 1, day, "Seconds between sweeps that expire silent peers.", func(c *Config) *time.Duration { return &c.CleanUpInterval }),
 		boolean("full_scrape", false, "1: a scrape without info_hash returns every torrent; 0: it is refused.", func(c *Config) *bool { return &c.FullScrape }),
 		boolean("gzip_scrape", true, "1: gzip a scrape response when the client accepts it.", func(c *Config) *bool { return &c.GzipScrape }),
-		boolean("log_access", false, "1: log every HTTP request.", func(c *Config) *bool { return &c.LogAccess }),
+		boolean("log_access", false, "1: log one info line per HTTP request (address, method, path with the passkey cut to its first 8 characters, status, failure reason, bytes, duration); takes effect at the next read_config_interval.", func(c *Config) *bool { return &c.LogAccess }),
 		boolean("log_announce", false, "1: write every announce to table_announce_log.", func(c *Config) *bool { return &c.LogAnnounce }),
 		boolean("log_scrape", false, "1: write every scrape to table_scrape_log.", func(c *Config) *bool { return &c.LogScrape }),
 		seconds("read_config_interval", 60, 1, day, "Seconds between re-reads of xbt_config.", func(c *Config) *time.Duration { return &c.ReadConfigInterval }),
