@@ -67,6 +67,8 @@ type Config struct {
 	IdleTimeout          time.Duration  // idle_timeout
 	ShutdownTimeout      time.Duration  // shutdown_timeout
 	LedgerMaxEntries     int            // ledger_max_entries
+	ChangePollInterval   time.Duration  // change_poll_interval; 0 = only at read_db_interval
+	StateFile            string         // state_file; "" = none
 	GCPercent            int            // gc_percent
 	LogLevel             string         // log_level: debug, info, warn or error (lower case)
 
