@@ -55,6 +55,11 @@ type Options struct {
 	// Lookups bound the on-demand lookups (see Resolver).
 	Lookups LookupOptions
 
+	// Reconciler corrects ghost peers in the database (reconcile.go): at
+	// start-up (ReconcileAtStart) and by a sweep every CleanUpInterval.
+	// nil: no reconciliation.
+	Reconciler *xsql.Reconciler
+
 	// ReleaseMemory, when set, is called after work that leaves much
 	// garbage behind: a flush of at least ReleaseAfterRows rows, a full
 	// reload. serve passes debug.FreeOSMemory, so the transient batch and
@@ -143,6 +148,9 @@ type Syncer struct {
 	configMu  gosync.Mutex
 	configErr string // the config error last logged (configMu)
 
+	rec     reconciler  // nil: no reconciliation
+	sweepAt sweepCursor // where the ghost peer sweep goes on (sweep loop only)
+
 	boundWarned time.Time // last ledger-bound warning (bound loop only)
 	overBound   bool      // the last check was over the warning level
 
@@ -173,6 +181,9 @@ func newSyncer(trk *tracker.Tracker, db *gosql.DB, ld source, w batchWriter, o O
 		s.m.addWriterStats(ws.Stats)
 	}
 	s.m.addPending(s)
+	if o.Reconciler != nil {
+		s.rec = o.Reconciler
+	}
 	if o.Lookups.Rate >= 0 {
 		s.res = newResolver(ld, o.Lookups, s.m)
 		trk.SetResolver(s.res)
@@ -250,6 +261,9 @@ func (s *Syncer) Run(ctx context.Context) error {
 			s.log.Debug("expired silent peers", zap.Int("peers", n))
 		}
 	})
+	if s.rec != nil {
+		every(s.o.CleanUpInterval, s.sweepTick)
+	}
 	wg.Wait()
 	return nil
 }

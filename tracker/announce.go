@@ -151,8 +151,10 @@ func (t *Tracker) update(c *config, s *swarm, a *Announce, u *User, uid uint32, 
 		}
 		// Better than XBT: a peer that finished without sending
 		// event=completed (aria2 --seed-time=0 sends only stopped&left=0)
-		// is counted too; the flag makes sure a peer counts once.
-		if p.flags&flagCounted == 0 && (a.Event == EventCompleted || (p.left > 0 && a.Left == 0)) {
+		// is counted too; the flag makes sure a peer counts once. A
+		// "completed" with bytes still left is no completion (XBT refuses
+		// the request outright; here it is an ordinary announce).
+		if p.flags&flagCounted == 0 && a.Left == 0 && (a.Event == EventCompleted || p.left > 0) {
 			p.flags |= flagCounted
 			complete = 1
 		}
@@ -183,7 +185,7 @@ func (t *Tracker) update(c *config, s *swarm, a *Announce, u *User, uid uint32, 
 			uid: uid, lastSeen: uint32(now), id: a.PeerID,
 		}
 		s.setAddr(&p, a.Addr, a.Port)
-		if a.Event == EventCompleted {
+		if a.Event == EventCompleted && a.Left == 0 {
 			p.flags |= flagCounted
 			complete = 1
 		}

@@ -254,6 +254,24 @@ func (l *ledger) inactive(fid, uid uint32, left uint64, mtime int64) {
 	ls.mu.Unlock()
 }
 
+// deactivate records active = 0 for (fid, uid) without undoing what an
+// announce recorded: an entry already pending keeps its left and mtime
+// (newer than the database's) and its summed fields; a new entry takes the
+// database row's own left and mtime, so the flush changes nothing but
+// active.
+func (l *ledger) deactivate(fid, uid uint32, left uint64, mtime int64) {
+	ls := l.forFid(fid)
+	ls.mu.Lock()
+	k := FileUserKey{fid, uid}
+	fu, ok := ls.b.FileUsers[k]
+	if !ok {
+		fu.Left, fu.Mtime = left, mtime
+	}
+	fu.Active = false
+	ls.b.FileUsers[k] = fu
+	ls.mu.Unlock()
+}
+
 func (l *ledger) newFile(ih *InfoHash, ctime int64) {
 	ls := l.forHash(ih)
 	ls.mu.Lock()

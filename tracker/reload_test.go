@@ -76,7 +76,7 @@ func TestReplaceTorrents(t *testing.T) {
 		}
 		mustOK(t, tr, a)
 	}
-	a := ann(1, h1, 2, 10)
+	a := ann(1, h1, 2, 0)
 	a.Event = EventCompleted
 	mustOK(t, tr, a) // in-memory completed of h1: 11
 	mustFail(t, tr, ann(1, h3, 3, 10), ErrTorrentsLimitReached)
@@ -98,7 +98,7 @@ func TestReplaceTorrents(t *testing.T) {
 	if got, _ := tr.Torrent(h3); got.Completed != 30 {
 		t.Errorf("h3 %+v", got)
 	}
-	if st := tr.Stats(); st.Torrents != 3 || st.Peers != 3 || st.Leechers != 2 {
+	if st := tr.Stats(); st.Torrents != 3 || st.Peers != 3 || st.Leechers != 1 {
 		t.Errorf("stats %+v", st)
 	}
 	// h2's leeching peer is gone, so the torrents limit has room again.

@@ -101,7 +101,12 @@ func serve(ctx context.Context, log *zap.Logger, src config.Sources, cfg config.
 	if err := w.Prepare(ctx); err != nil {
 		log.Warn("the statistics writer could not read what it needs from the database yet; the first flush tries again", zap.Error(err))
 	}
+	rec, err := xsql.NewReconciler(db, schema)
+	if err != nil {
+		return err
+	}
 	sy := xsync.New(trk, db, ld, w, xsync.Options{
+		Reconciler:         rec,
 		WriteInterval:      cfg.WriteDBInterval,
 		ReadDBInterval:     cfg.ReadDBInterval,
 		ReadConfigInterval: cfg.ReadConfigInterval,
@@ -125,6 +130,12 @@ func serve(ctx context.Context, log *zap.Logger, src config.Sources, cfg config.
 	}, log)
 	if err := sy.Load(ctx); err != nil {
 		return err
+	}
+	// (A warm start restores the swarms here, before the reconciliation.)
+	// No ghost peers: before the first announce is answered, the
+	// database's seeders, leechers and active flags agree with memory.
+	if _, err := sy.ReconcileAtStart(ctx); err != nil {
+		return fmt.Errorf("clearing peers the tracker does not hold from %s and %s: %w", schema.Files, schema.FilesUsers, err)
 	}
 
 	// The sync loops keep running while the listeners finish the requests

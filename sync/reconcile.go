@@ -1,0 +1,206 @@
+package sync
+
+import (
+	"context"
+	"errors"
+
+	"time"
+
+	"go.uber.org/zap"
+
+	xsql "github.com/xbt-tracker/xbt-tracker/sql"
+	"github.com/xbt-tracker/xbt-tracker/tracker"
+)
+
+// No ghost peers. xbt_files' seeders and leechers and xbt_files_users'
+// active flag are what a site shows; they must agree with the swarms in
+// memory at every moment a catalog may read them.
+//
+// At start-up, before the first announce is answered, ReconcileAtStart
+// corrects every row memory does not back, directly and in chunks: after a
+// cold start memory is empty, so every count goes to 0 and every row to
+// inactive (what XBT does at start); after a warm start (the swarms loaded
+// from the state file) the rows of the restored swarms stay.
+//
+// While running, the tracker keeps the rows it touches right; rows nothing
+// touches (left by a crash, another tracker, a lost write) are found by a
+// sweep every clean_up_interval that reads a budget of the rows claiming
+// peers, in key order and around, and records memory's view in the ledger
+// (so the correction is ordered with the announces and written by the
+// normal flush). XBT's own rule, active = 0 once mtime is an hour old, is
+// the floor: every claiming row is checked at least once per cycle, and a
+// cycle of 1M active rows takes under an hour with the default budget.
+
+// reconcileChunk is the rows one reconcile query reads.
+const reconcileChunk = 1000
+
+// Sweep budget per clean_up_interval: at most this many chunks of each
+// table and this much time, so the sweep's database work stays a small,
+// steady cost.
+const (
+	sweepChunks = 20
+	sweepBudget = time.Second
+)
+
+// reconciler is what the reconciliation needs of *sql.Reconciler.
+type reconciler interface {
+	FilesWithPeers(ctx context.Context, after uint32, limit int) ([]xsql.FileCounts, error)
+	ActiveFileUsers(ctx context.Context, after tracker.FileUserKey, limit int) ([]xsql.ActiveFileUser, error)
+	ZeroFiles(ctx context.Context, fids []uint32) error
+	SetFileCounts(ctx context.Context, fid uint32, seeders, leechers int) error
+	DeactivateFileUsers(ctx context.Context, keys []tracker.FileUserKey) error
+}
+
+// ReconcileResult counts what a reconciliation corrected.
+type ReconcileResult struct {
+	Files, FileUsers int // rows corrected
+	Read             int // rows read
+}
+
+// ReconcileAtStart makes xbt_files' counts and xbt_files_users' active
+// flags agree with memory before serving (see above). It returns an error
+// only when the database cannot be read or written; the caller decides
+// whether to serve anyway.
+func (s *Syncer) ReconcileAtStart(ctx context.Context) (ReconcileResult, error) {
+	var res ReconcileResult
+	if s.rec == nil {
+		return res, nil
+	}
+	start := time.Now()
+	var after uint32
+	for {
+		rows, err := s.rec.FilesWithPeers(ctx, after, reconcileChunk)
+		if err != nil {
+			return res, err
+		}
+		if len(rows) == 0 {
+			break
+		}
+		res.Read += len(rows)
+		var zero []uint32
+		for _, f := range rows {
+			seeders, leechers, _ := s.trk.TorrentLive(f.InfoHash, f.Fid)
+			switch {
+			case seeders == f.Seeders && leechers == f.Leechers:
+			case seeders == 0 && leechers == 0:
+				zero = append(zero, f.Fid)
+			default:
+				if err := s.rec.SetFileCounts(ctx, f.Fid, seeders, leechers); err != nil {
+					return res, err
+				}
+				res.Files++
+			}
+		}
+		if err := s.rec.ZeroFiles(ctx, zero); err != nil {
+			return res, err
+		}
+		res.Files += len(zero)
+		after = rows[len(rows)-1].Fid
+	}
+	var key tracker.FileUserKey
+	for {
+		rows, err := s.rec.ActiveFileUsers(ctx, key, reconcileChunk)
+		if err != nil {
+			return res, err
+		}
+		if len(rows) == 0 {
+			break
+		}
+		res.Read += len(rows)
+		var stale []tracker.FileUserKey
+		for _, a := range rows {
+			if !a.HasTorrent || !s.trk.UserLive(a.InfoHash, a.Fid, a.UID) {
+				stale = append(stale, tracker.FileUserKey{Fid: a.Fid, UID: a.UID})
+			}
+		}
+		if err := s.rec.DeactivateFileUsers(ctx, stale); err != nil {
+			return res, err
+		}
+		res.FileUsers += len(stale)
+		last := rows[len(rows)-1]
+		key = tracker.FileUserKey{Fid: last.Fid, UID: last.UID}
+	}
+	s.log.Info("peer counts in the database agree with memory",
+		zap.Int("torrents_corrected", res.Files), zap.Int("files_users_deactivated", res.FileUsers),
+		zap.Int("rows_read", res.Read), zap.Duration("took", time.Since(start)))
+	return res, nil
+}
+
+// sweepCursor is where the runtime sweep goes on from.
+type sweepCursor struct {
+	fid uint32
+	key tracker.FileUserKey
+}
+
+// sweep is one clean_up_interval's share of the runtime reconciliation: up
+// to sweepChunks chunks of each table or sweepBudget, continuing where the
+// last one stopped and starting over at the end.
+func (s *Syncer) sweep(ctx context.Context) (ReconcileResult, error) {
+	var res ReconcileResult
+	if s.rec == nil {
+		return res, nil
+	}
+	deadline := time.Now().Add(sweepBudget)
+	c := &s.sweepAt
+	for i := 0; i < sweepChunks && time.Now().Before(deadline); i++ {
+		rows, err := s.rec.FilesWithPeers(ctx, c.fid, reconcileChunk)
+		if err != nil {
+			return res, err
+		}
+		res.Read += len(rows)
+		for _, f := range rows {
+			if s.trk.ReconcileTorrent(f.InfoHash, f.Fid, f.Seeders, f.Leechers) {
+				res.Files++
+			}
+		}
+		if len(rows) < reconcileChunk {
+			c.fid = 0 // the end: next time from the start
+			break
+		}
+		c.fid = rows[len(rows)-1].Fid
+	}
+	// A row of a torrent that is not in memory may be a torrent loaded a
+	// moment from now whose peer announced already: only rows older than
+	// the peer expiry are stale for sure.
+	staleBefore := time.Now().Unix() - int64(1.5*float64(s.trk.Settings().AnnounceInterval))
+	for i := 0; i < sweepChunks && time.Now().Before(deadline); i++ {
+		rows, err := s.rec.ActiveFileUsers(ctx, c.key, reconcileChunk)
+		if err != nil {
+			return res, err
+		}
+		res.Read += len(rows)
+		for _, a := range rows {
+			var off, loaded bool
+			if a.HasTorrent {
+				off, loaded = s.trk.ReconcileFileUser(a.InfoHash, a.Fid, a.UID, a.Left, a.Mtime)
+			}
+			if !loaded && a.Mtime < staleBefore {
+				s.trk.DeactivateFileUser(a.Fid, a.UID, a.Left, a.Mtime)
+				off = true
+			}
+			if off {
+				res.FileUsers++
+			}
+		}
+		if len(rows) < reconcileChunk {
+			c.key = tracker.FileUserKey{}
+			break
+		}
+		last := rows[len(rows)-1]
+		c.key = tracker.FileUserKey{Fid: last.Fid, UID: last.UID}
+	}
+	return res, nil
+}
+
+// sweepTick runs sweep and logs what it found: a correction means the
+// database held something the tracker did not write, worth a line.
+func (s *Syncer) sweepTick(ctx context.Context) {
+	res, err := s.sweep(ctx)
+	switch {
+	case err != nil && !errors.Is(err, context.Canceled):
+		s.log.Debug("ghost peer sweep failed; it goes on at the next clean_up_interval", zap.Error(err))
+	case res.Files+res.FileUsers > 0:
+		s.log.Info("corrected ghost peers in the database (rows no announce had corrected)",
+			zap.Int("torrents", res.Files), zap.Int("files_users_deactivated", res.FileUsers))
+	}
+}
