@@ -19,7 +19,7 @@
 --    address is lost. The tracker's sql.LoadConfigRows splits such a row back
 --    into several values.
 -- 2. xbt_users: add each missing optional column with its default:
---    torrent_pass char(32) '' (XBT's current schema file comments it out),
+--    torrent_pass char(32) '' (older XBT schemas and some catalogs lack it),
 --    torrent_pass_version 0, can_leech 1, wait_time 0, peers_limit 0,
 --    torrents_limit 0.
 -- 3. xbt_files_users: add announced int 0 when missing.

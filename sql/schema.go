@@ -20,8 +20,8 @@ type Schema struct {
 	FilesUsersFid string
 
 	// HasTorrentPass: xbt_users.torrent_pass exists (legacy 32-character
-	// passkeys). XBT's current schema file comments the column out, so it is
-	// optional like in XBT.
+	// passkeys). Older XBT schemas and some catalogs lack the column, so it
+	// is optional like in XBT.
 	HasTorrentPass bool
 
 	HasTorrentPassVersion, HasCanLeech, HasWaitTime, HasPeersLimit, HasTorrentsLimit bool
