@@ -18,9 +18,15 @@ RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache
     CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags='-s -w' -o /out/xbt-tracker ./cmd/xbt-tracker
 
 FROM alpine:${ALPINE_VERSION}
-RUN addgroup -S -g 10001 xbt && adduser -S -D -H -u 10001 -G xbt -s /sbin/nologin xbt
+RUN addgroup -S -g 10001 xbt && adduser -S -D -H -u 10001 -G xbt -s /sbin/nologin xbt \
+    && mkdir -p /var/lib/xbt-tracker && chown 10001:10001 /var/lib/xbt-tracker
 COPY --from=build /out/xbt-tracker /usr/local/bin/xbt-tracker
 USER 10001:10001
+# The working directory is the tracker's, writable by uid 10001: the state file
+# (state_file, default xbt-tracker.state: the swarms saved at a clean stop for a warm
+# restart) goes here. Mount a volume here to keep it when the container is replaced
+# (docker-compose.yml does).
+WORKDIR /var/lib/xbt-tracker
 # HTTP announce/scrape/statistics/metrics and UDP (BEP 15) on listen_port.
 EXPOSE 2710/tcp 2710/udp
 # /statistics answers once the tracker has loaded the database and listens

@@ -80,6 +80,10 @@ func mustRun(t *testing.T, env []string, args ...string) string {
 	return r.stdout
 }
 
+// cleanEnv is this process's environment without its XBT_ variables, and
+// with the state file off (state_file's default would put a file in this
+// directory for every test's tracker): a test that wants warm restarts
+// passes XBT_STATE_FILE=<its own path> after it, and the last value wins.
 func cleanEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
@@ -87,5 +91,5 @@ func cleanEnv() []string {
 			env = append(env, kv)
 		}
 	}
-	return env
+	return append(env, "XBT_STATE_FILE=")
 }

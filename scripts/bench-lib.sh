@@ -23,12 +23,13 @@ build() {
 dsn_for() { echo "${BASE_DSN%/}/$1"; }
 
 # start_serve DB [extra serve flags...]: starts serve pinned to SERVER_CPU,
-# waits until its port accepts connections, sets SERVE_PID.
+# waits until its port accepts connections, sets SERVE_PID. No state file
+# (every run starts cold) unless the flags name one (--state-file PATH).
 start_serve() {
   local db=$1; shift
-  log taskset -c "$SERVER_CPU" "$BIN" serve --dsn "$(dsn_for "$db")" --listen-http "127.0.0.1:$PORT" --listen-udp "127.0.0.1:$PORT" --log-level warn "$@"
+  log taskset -c "$SERVER_CPU" "$BIN" serve --dsn "$(dsn_for "$db")" --listen-http "127.0.0.1:$PORT" --listen-udp "127.0.0.1:$PORT" --log-level warn --state-file '' "$@"
   taskset -c "$SERVER_CPU" "$BIN" serve --dsn "$(dsn_for "$db")" --listen-http "127.0.0.1:$PORT" --listen-udp "127.0.0.1:$PORT" \
-    --log-level warn "$@" 2>"$OUT/serve.log" &
+    --log-level warn --state-file '' "$@" 2>"$OUT/serve.log" &
   SERVE_PID=$!
   for _ in $(seq 1 3000); do
     (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && return 0

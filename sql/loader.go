@@ -23,11 +23,12 @@ import (
 //
 // The tracker re-reads the catalog every read_db_interval (60 s) so that new
 // users and torrents, bans (can_leech), limits, revoked passkeys
-// (torrent_pass_version) and deletions (flags & 1) take effect. A full scan
-// of 1M users plus 1M torrents costs seconds of database and tracker CPU
-// (docs/BENCHMARKS.md, "Database") every minute, whether anything changed or
-// not. So after the first Load the Loader reads only what changed (migration
-// 00004):
+// (torrent_pass_version) and deletions (flags & 1) take effect, and polls
+// the changelog below every change_poll_interval (2 s) so that they take
+// effect within seconds. A full scan of 1M users plus 1M torrents costs
+// seconds of database and tracker CPU (docs/BENCHMARKS.md, "Database")
+// every minute, whether anything changed or not. So after the first Load
+// the Loader reads only what changed (migration 00004):
 //
 //   - users: xbt_tracker_changes, a changelog that triggers on xbt_users
 //     keep for inserts, deletes and updates of the columns the tracker reads
@@ -37,21 +38,27 @@ import (
 //     is no UPDATE trigger on xbt_files (it would break catalogs' "ON
 //     DUPLICATE KEY UPDATE fid = LAST_INSERT_ID(fid)" on MariaDB, see the
 //     migration), so other edits of an existing torrent (ctime, info_hash)
-//     arrive with the next full Load, every fullEvery-th (hourly at 60 s);
-//     XBT itself never re-reads them.
+//     arrive with the next full Load (about hourly, fullEvery); XBT itself
+//     never re-reads them.
 //
-// A reload then costs milliseconds. Without the changelog (migration not
-// applied, or table names other than the classic ones) every Load is a full
-// one, which is correct, only slower; ChangeTracking says why.
+// A reload then costs milliseconds, and a Poll (the changelog only: never a
+// full Load, no trigger check, no deny list) a fraction of one (0.3 ms of
+// server CPU when nothing changed, docs/BENCHMARKS.md, "Change poll").
+// Without the changelog (migration not applied, or table names other than
+// the classic ones) every Load is a full one, which is correct, only
+// slower; ChangeTracking says why, and Poll reads nothing.
 //
 // The changelog's timestamps are taken when a change is made, but a change
 // becomes visible when its transaction commits, later. So each Load re-reads
 // the changelog from changeWindow before the previous Load's start, and
 // remembers which (key, version) pairs it has already delivered in that
 // window: a late commit is caught, a delivered change is not delivered
-// twice. A catalog transaction open longer than changeWindow could still be
-// missed: the periodic full Load heals that (and anything else, such as
-// triggers dropped by hand).
+// twice. A Poll re-reads only pollWindow (so that polling every 2 s does not
+// re-read minutes of a busy catalog's changes each time); a change committed
+// later than that after it was made is caught by the next Load. A catalog
+// transaction open longer than changeWindow could still be missed: the
+// periodic full Load heals that (and anything else, such as triggers
+// dropped by hand).
 
 // changesTable is the changelog (migration 00004), owned by the tracker.
 const changesTable = "xbt_tracker_changes"
@@ -75,9 +82,13 @@ const (
 	// changelog is re-read: the longest catalog transaction whose change is
 	// still picked up by the next incremental Load.
 	defaultChangeWindow = 5 * time.Minute
-	// defaultFullEvery: one Load in this many is a full one (about hourly
-	// at read_db_interval = 60 s).
-	defaultFullEvery = 60
+	// defaultPollWindow is the same for a Poll: the longest time between a
+	// catalog change and its commit that the next Poll still catches (the
+	// next Load catches up to defaultChangeWindow).
+	defaultPollWindow = 10 * time.Second
+	// defaultFullEvery: a Load this long (server time) after the previous
+	// full one is full again, whatever read_db_interval is.
+	defaultFullEvery = time.Hour
 	// changeRetention: changelog rows older than this are deleted (at a
 	// full Load). A Loader whose previous Load is older than this minus the
 	// window reloads fully.
@@ -122,15 +133,16 @@ type Loader struct {
 	db *gosql.DB
 	s  Schema
 
-	mu        sync.Mutex
-	window    time.Duration
-	fullEvery int
-	sinceFull int       // incremental Loads since the last full one
-	watermark time.Time // server time (UTC) read before the previous successful Load
-	seen      map[changeKey]seenChange
-	nUsers    int // previous full Load's counts: size hints
-	nTorrents int
-	flagged   map[uint32]tracker.InfoHash // rows with flags & 1 at the previous Load
+	mu         sync.Mutex
+	window     time.Duration
+	pollWindow time.Duration
+	fullEvery  time.Duration
+	lastFull   time.Time // server time (UTC) read before the previous full Load
+	watermark  time.Time // server time (UTC) read before the previous successful Load or Poll; zero: no incremental base
+	seen       map[changeKey]seenChange
+	nUsers     int // previous full Load's counts: size hints
+	nTorrents  int
+	flagged    map[uint32]tracker.InfoHash // rows with flags & 1 at the previous Load
 }
 
 // changeKey is a changelog row's key; hash holds the info_hash bytes.
@@ -148,11 +160,16 @@ type seenChange struct {
 // NewLoader returns a Loader for the tables and columns in s. It does not
 // touch the database.
 func NewLoader(db *gosql.DB, s Schema) *Loader {
-	return &Loader{db: db, s: s, window: defaultChangeWindow, fullEvery: defaultFullEvery}
+	return &Loader{db: db, s: s, window: defaultChangeWindow, pollWindow: defaultPollWindow, fullEvery: defaultFullEvery}
 }
 
 // ErrNoChangeTracking is wrapped by ChangeTracking's error.
-var ErrNoChangeTracking = errors.New("change tracking is off: every reload reads all of the users and files tables")
+var ErrNoChangeTracking = errors.New("change tracking is off: every reload reads all of the users and files tables, and there is no change poll between reloads (change_poll_interval)")
+
+// ErrPollNeedsLoad is Poll's answer when there is no incremental base: no
+// successful Load yet, the last one found change tracking off, or it is too
+// old for the changelog. Nothing was read; the next Load reads everything.
+var ErrPollNeedsLoad = errors.New("change poll: no incremental base; the next reload reads everything")
 
 // ChangeTracking reports whether incremental reloads are possible: nil when
 // the changelog and its triggers are in place for the configured tables,
@@ -273,10 +290,11 @@ func (l *Loader) serverNow(ctx context.Context) (time.Time, error) {
 	return now, nil
 }
 
-// Load reads users and torrents. The first call (and every fullEvery-th,
-// and every call while change tracking is off) returns a Full snapshot;
-// the others only what changed since the previous successful Load. A failed
-// Load changes nothing: the next one covers the same changes.
+// Load reads users and torrents. The first call (and the first one
+// fullEvery after the previous full one, and every call while change
+// tracking is off) returns a Full snapshot; the others only what changed
+// since the previous successful Load or Poll. A failed Load changes
+// nothing: the next one covers the same changes.
 func (l *Loader) Load(ctx context.Context) (*Snapshot, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -288,12 +306,35 @@ func (l *Loader) Load(ctx context.Context) (*Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	full := trackErr != nil || l.watermark.IsZero() || l.sinceFull+1 >= l.fullEvery ||
+	full := trackErr != nil || l.watermark.IsZero() || now.Sub(l.lastFull) >= l.fullEvery ||
 		now.Sub(l.watermark) > changeRetention-l.window
 	if full {
 		return l.loadFull(ctx, now, trackErr == nil)
 	}
-	return l.loadChanges(ctx, now)
+	return l.loadChanges(ctx, now, l.window)
+}
+
+// Poll reads only what the changelog reports since the previous successful
+// Load or Poll, as an incremental Load does, but never a full snapshot and
+// without checking the triggers (the next Load does): four short queries,
+// cheap enough to run every few seconds. It returns ErrPollNeedsLoad,
+// without a query, when the previous Load was full because change tracking
+// is off (or there was none). Polls and Loads are serialised; a failed Poll
+// changes nothing.
+func (l *Loader) Poll(ctx context.Context) (*Snapshot, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.watermark.IsZero() {
+		return nil, ErrPollNeedsLoad
+	}
+	now, err := l.serverNow(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if now.Sub(l.watermark) > changeRetention-l.window {
+		return nil, ErrPollNeedsLoad
+	}
+	return l.loadChanges(ctx, now, l.pollWindow)
 }
 
 // loadFull scans both tables. With change tracking, the changelog entries
@@ -335,7 +376,7 @@ func (l *Loader) loadFull(ctx context.Context, now time.Time, tracking bool) (*S
 		l.flagged[f.fid] = f.ih
 	}
 	l.nUsers, l.nTorrents = len(users)+len(users)/16+16, len(live)+len(live)/16+16
-	l.sinceFull = 0
+	l.lastFull = now
 	if tracking {
 		l.seen, l.watermark = seen, now
 		l.prune(ctx, now)
@@ -396,10 +437,11 @@ func (l *Loader) prune(ctx context.Context, now time.Time) {
 	}
 }
 
-// loadChanges reads the changelog entries of the window joined to the
-// current catalog rows, and returns those not delivered before.
-func (l *Loader) loadChanges(ctx context.Context, now time.Time) (*Snapshot, error) {
-	since := l.watermark.Add(-l.window)
+// loadChanges reads the changelog entries changed after window before the
+// previous watermark, joined to the current catalog rows, and returns those
+// not delivered before.
+func (l *Loader) loadChanges(ctx context.Context, now time.Time, window time.Duration) (*Snapshot, error) {
+	since := l.watermark.Add(-window)
 	seen := make(map[changeKey]seenChange, len(l.seen))
 	snap := &Snapshot{}
 	if err := l.changedUsers(ctx, since, seen, snap); err != nil {
@@ -409,15 +451,20 @@ func (l *Loader) loadChanges(ctx context.Context, now time.Time) (*Snapshot, err
 	if err != nil {
 		return nil, err
 	}
-	// Keep what the next Load's window still covers.
+	// Keep what the next Load's window still covers, including what a
+	// Poll's shorter window did not read again.
 	cut := now.Add(-l.window)
+	for k, v := range l.seen {
+		if _, read := seen[k]; !read {
+			seen[k] = v
+		}
+	}
 	for k, v := range seen {
 		if !v.changed.After(cut) {
 			delete(seen, k)
 		}
 	}
 	l.seen, l.watermark, l.flagged = seen, now, flagged
-	l.sinceFull++
 	return snap, nil
 }
 

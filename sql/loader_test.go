@@ -155,7 +155,7 @@ func TestLoaderCatalogChanges(t *testing.T) {
 	mustExec(t, db, "UPDATE xbt_files SET ctime = 999 WHERE fid = 11")
 	mustExec(t, db, "UPDATE xbt_files SET info_hash = 'replaced-hash-000013' WHERE fid = 13")
 	wantEmpty(t, mustLoad(t, l), "ctime/info_hash edits are not tracked incrementally")
-	l.fullEvery = 1
+	l.fullEvery = 0
 	snap := mustLoad(t, l)
 	if !snap.Full {
 		t.Fatal("want a full Load")
@@ -243,17 +243,43 @@ func TestLoaderLateCommit(t *testing.T) {
 	}
 }
 
+// The full Load comes back by time (fullEvery after the previous full one,
+// server time), not by count: frequent Polls and Loads do not make it come
+// sooner, and a Poll is never full.
 func TestLoaderFullEvery(t *testing.T) {
+	ctx := context.Background()
 	db, s, _ := writerDB(t, "")
 	seedUsers(t, db, 1)
 	l := NewLoader(db, s)
-	l.fullEvery = 3
 	var fulls []bool
-	for i := 0; i < 7; i++ {
-		fulls = append(fulls, mustLoad(t, l).Full)
+	step := func(poll, due bool) {
+		if due {
+			l.lastFull = l.lastFull.Add(-l.fullEvery) // as if an hour had passed
+		}
+		var snap *Snapshot
+		var err error
+		if poll {
+			snap, err = l.Poll(ctx)
+		} else {
+			snap, err = l.Load(ctx)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		fulls = append(fulls, snap.Full)
 	}
-	if !slices.Equal(fulls, []bool{true, false, false, true, false, false, true}) {
-		t.Fatalf("Full pattern %v", fulls)
+	step(false, false) // first: full
+	for range 70 {
+		step(true, false)
+	}
+	step(false, false)
+	step(true, true) // due, but a Poll is never full
+	step(false, false)
+	step(false, false)
+	want := append([]bool{true}, make([]bool, 71)...)
+	want = append(want, false, true, false)
+	if !slices.Equal(fulls, want) {
+		t.Fatalf("Full pattern %v, want %v", fulls, want)
 	}
 }
 

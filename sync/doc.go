@@ -4,14 +4,16 @@
 //   - Load: the start-up load of users, torrents and the deny list.
 //   - Run: every write_db_interval the ledger is drained and written
 //     (Flush); every read_db_interval what changed in the database is
-//     applied (users, torrents, deletions, the deny list); every
+//     applied (users, torrents, deletions, the deny list), and in between,
+//     every change_poll_interval, what the change log reports (Poll); every
 //     read_config_interval the settings are rebuilt from xbt_config and the
 //     operator's layers; every clean_up_interval silent peers expire.
 //   - Shutdown: final flushes, with retries, until the ledger is empty or the
 //     deadline passes; whatever could not be written is reported at error
 //     level, per table, with the bytes at stake.
 //   - Resolver: on-demand lookups of users and torrents the engine does not
-//     hold yet, bounded (single flight per key, a negative cache, a global
+//     hold yet, and of a newer torrent_pass_version for a passkey that does
+//     not verify with the loaded one, bounded (single flight per key, a negative cache, a global
 //     rate limit and a per-lookup timeout) so that random passkeys or info
 //     hashes cannot hammer the database.
 //

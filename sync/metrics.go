@@ -19,6 +19,8 @@ type metrics struct {
 	lastFlush      prometheus.Gauge
 	reloadDuration prometheus.Histogram
 	reloadFailures prometheus.Counter
+	pollDuration   prometheus.Histogram
+	pollFailures   prometheus.Counter
 	ledgerBound    prometheus.Gauge
 	lookups        *prometheus.CounterVec
 	all            []prometheus.Collector
@@ -52,6 +54,15 @@ func newMetrics(db *gosql.DB, bound int) *metrics {
 			Name: "xbt_tracker_reload_failures_total",
 			Help: "Reloads from the database that failed.",
 		}),
+		pollDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "xbt_tracker_change_poll_duration_seconds",
+			Help:    "Time taken by each poll of the change log between reloads (change_poll_interval; failed ones included).",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10), // 0.5ms .. ~2.2min
+		}),
+		pollFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "xbt_tracker_change_poll_failures_total",
+			Help: "Polls of the change log that failed (the next poll or reload reads the same changes).",
+		}),
 		ledgerBound: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "xbt_tracker_ledger_bound_entries",
 			Help: "ledger_max_entries: the alerting bound of xbt_tracker_ledger_entries (announces are never refused because of it).",
@@ -63,7 +74,7 @@ func newMetrics(db *gosql.DB, bound int) *metrics {
 	}
 	m.ledgerBound.Set(float64(bound))
 	m.all = []prometheus.Collector{m.flushDuration, m.flushFailures, m.flushRows, m.lastFlush,
-		m.reloadDuration, m.reloadFailures, m.ledgerBound, m.lookups}
+		m.reloadDuration, m.reloadFailures, m.pollDuration, m.pollFailures, m.ledgerBound, m.lookups}
 	if db != nil {
 		m.all = append(m.all, collectors.NewDBStatsCollector(db, "xbt"))
 	}
@@ -144,6 +155,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 // xbt_tracker_flush_duration_seconds, _flush_failures_total,
 // _flush_rows_total, _last_flush_timestamp_seconds,
 // _reload_duration_seconds, _reload_failures_total,
+// _change_poll_duration_seconds, _change_poll_failures_total,
 // _ledger_bound_entries, _lookups_total{kind,result}; the Writer's
 // counters (_flush_retries_total, _flush_users_dropped_total,
 // _flush_in_doubt_total, _flush_in_doubt_dropped_total); and the connection

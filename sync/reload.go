@@ -54,22 +54,15 @@ func (s *Syncer) Reload(ctx context.Context) error {
 			s.log.Debug("reloading users and torrents interrupted", zap.Error(err))
 			return err
 		}
-		s.reloadFailures++
-		if s.reloadFailures == 1 {
-			s.log.Warn("reloading users and torrents failed; serving what is in memory and retrying every read_db_interval", zap.Error(err))
-		}
-		s.setStatus(func(st *Status) { st.ReloadErr = oneLine(err) })
+		s.readFailed("reload", err) // one warning per streak, polls included
 		return err
 	}
-	if s.reloadFailures > 0 {
-		s.log.Info("reloading users and torrents works again", zap.Int("failed_reloads", s.reloadFailures))
-		s.reloadFailures = 0
-	}
+	s.readWorked(false)
 	s.log.Debug("reloaded", zap.Bool("full", snap.Full),
 		zap.Int("users", len(snap.Users)), zap.Int("removed_users", len(snap.RemovedUsers)),
 		zap.Int("torrents", len(snap.Torrents)), zap.Int("removed_torrents", len(snap.RemovedTorrents)),
 		zap.Int("deleted_fids", len(snap.DeletedFids)), zap.Int("deny_ranges", deny), zap.Duration("took", took))
-	s.setStatus(func(st *Status) { st.LastReload, st.ReloadErr = start, "" })
+	s.setStatus(func(st *Status) { st.LastReload = start })
 	if snap.Full && s.o.ReleaseMemory != nil {
 		s.o.ReleaseMemory() // the snapshot and the replaced users and torrents are garbage now
 	}
@@ -118,6 +111,9 @@ func (s *Syncer) apply(ctx context.Context, snap *xsql.Snapshot) {
 		for _, t := range snap.Torrents {
 			s.trk.UpsertTorrent(t)
 		}
+	}
+	if s.res != nil {
+		s.res.forget(snap) // "not found" of what was just read is stale
 	}
 	for _, fid := range snap.DeletedFids {
 		s.pendingDeletes[fid] = struct{}{}

@@ -2,12 +2,14 @@ package sync
 
 import (
 	"context"
+	gosql "database/sql"
 	"encoding/binary"
 	gosync "sync"
 	"time"
 
 	"golang.org/x/sync/singleflight"
 
+	xsql "github.com/xbt-tracker/xbt-tracker/sql"
 	"github.com/xbt-tracker/xbt-tracker/tracker"
 )
 
@@ -55,8 +57,8 @@ func (o LookupOptions) withDefaults() LookupOptions {
 // Lookup results, the result label of xbt_tracker_lookups_total. hit, miss
 // and error are database queries; the others cost none.
 const (
-	resultHit     = "hit"     // found in the database
-	resultMiss    = "miss"    // the database has no such row (now remembered)
+	resultHit     = "hit"     // found in the database (user_version: with another version)
+	resultMiss    = "miss"    // the database has no such row, or (user_version) no other version (now remembered)
 	resultError   = "error"   // the query failed or timed out
 	resultCached  = "cached"  // answered "not found" from the negative cache
 	resultLimited = "limited" // over the rate limit: answered "not found"
@@ -77,7 +79,13 @@ const (
 //   - a timeout per query.
 //
 // So a flood of random passkeys or info hashes costs the database at most
-// Rate queries per second, and an announce at most Timeout of waiting.
+// Rate queries per second, and an announce at most Timeout of waiting. The
+// same holds for wrong passkeys of a loaded user (ResolveUserVersion): one
+// query per uid per NegativeTTL, all of them within Rate.
+//
+// A key the database did not have is dropped from the negative cache when
+// a reload or change poll reports it inserted, and the whole cache at a
+// full reload.
 type Resolver struct {
 	src     source
 	o       LookupOptions
@@ -97,10 +105,7 @@ func newResolver(src source, o LookupOptions, m *metrics) *Resolver {
 
 // ResolveUser looks uid up (tracker.Resolver).
 func (r *Resolver) ResolveUser(uid uint32) (tracker.User, bool) {
-	var k [5]byte
-	k[0] = 'u'
-	binary.BigEndian.PutUint32(k[1:], uid)
-	v, ok := r.resolve("user", string(k[:]), func(ctx context.Context) (any, error) {
+	v, ok := r.resolve("user", userKey(uid), func(ctx context.Context) (any, error) {
 		return r.src.LookupUser(ctx, uid)
 	})
 	if !ok {
@@ -109,12 +114,73 @@ func (r *Resolver) ResolveUser(uid uint32) (tracker.User, bool) {
 	return v.(tracker.User), true
 }
 
-// ResolveTorrent looks ih up (tracker.Resolver).
-func (r *Resolver) ResolveTorrent(ih tracker.InfoHash) (tracker.Torrent, bool) {
+// ResolveUserVersion looks uid up for a passkey that does not verify with
+// loaded, the torrent_pass_version in memory (tracker.Resolver): it returns
+// the user when the database has another version. "Same version" (and "no
+// such user") is remembered like a miss, under its own key, so wrong
+// passkeys for a real uid cost one query per NegativeTTL, within the rate
+// limit.
+func (r *Resolver) ResolveUserVersion(uid uint32, loaded int) (tracker.User, bool) {
+	v, ok := r.resolve("user_version", versionKey(uid), func(ctx context.Context) (any, error) {
+		u, err := r.src.LookupUser(ctx, uid)
+		if err == nil && u.TorrentPassVersion == loaded {
+			return nil, gosql.ErrNoRows // nothing newer than what is loaded
+		}
+		return u, err
+	})
+	if !ok {
+		return tracker.User{}, false
+	}
+	return v.(tracker.User), true
+}
+
+func userKey(uid uint32) string {
+	var k [5]byte
+	k[0] = 'u'
+	binary.BigEndian.PutUint32(k[1:], uid)
+	return string(k[:])
+}
+
+func versionKey(uid uint32) string {
+	var k [5]byte
+	k[0] = 'v'
+	binary.BigEndian.PutUint32(k[1:], uid)
+	return string(k[:])
+}
+
+func torrentKey(ih tracker.InfoHash) string {
 	var k [21]byte
 	k[0] = 't'
 	copy(k[1:], ih[:])
-	v, ok := r.resolve("torrent", string(k[:]), func(ctx context.Context) (any, error) {
+	return string(k[:])
+}
+
+// forget drops from the negative cache what a reload or change poll has
+// just read from the database: the users and torrents of an incremental
+// snapshot (inserted or changed: "not found" or "no other version" is
+// stale), everything after a full one.
+func (r *Resolver) forget(snap *xsql.Snapshot) {
+	r.neg.mu.Lock()
+	defer r.neg.mu.Unlock()
+	if len(r.neg.m) == 0 {
+		return
+	}
+	if snap.Full {
+		clear(r.neg.m)
+		return
+	}
+	for _, u := range snap.Users {
+		delete(r.neg.m, userKey(u.UID))
+		delete(r.neg.m, versionKey(u.UID))
+	}
+	for _, t := range snap.Torrents {
+		delete(r.neg.m, torrentKey(t.InfoHash))
+	}
+}
+
+// ResolveTorrent looks ih up (tracker.Resolver).
+func (r *Resolver) ResolveTorrent(ih tracker.InfoHash) (tracker.Torrent, bool) {
+	v, ok := r.resolve("torrent", torrentKey(ih), func(ctx context.Context) (any, error) {
 		return r.src.LookupTorrent(ctx, ih)
 	})
 	if !ok {

@@ -40,6 +40,12 @@ type Options struct {
 	CleanUpInterval    time.Duration // clean_up_interval: expire silent peers
 	LedgerMaxEntries   int           // ledger_max_entries: the alerting bound, see checkBound
 
+	// ChangePollInterval (change_poll_interval) is the time between polls
+	// of the change log between reloads (see Poll). 0, or not shorter than
+	// ReadDBInterval: no polls, only reloads. It has no default here: the
+	// configuration's (2 s) is passed by serve.
+	ChangePollInterval time.Duration
+
 	// ReloadConfig rebuilds the settings from xbt_config and the operator's
 	// layers. An error (an invalid value, the database unreachable) keeps
 	// the previous settings. nil: the settings are never reloaded.
@@ -141,7 +147,9 @@ type Syncer struct {
 	created       time.Time
 
 	reloadMu       gosync.Mutex
-	reloadFailures int                 // (reloadMu)
+	reloadFailures int                 // reloads and polls failed in the current streak (reloadMu)
+	reloadFailing  bool                // the last reload failed (reloadMu)
+	pollFailing    bool                // the last change poll failed (reloadMu)
 	pendingDeletes map[uint32]struct{} // flagged fids whose row is still to delete (reloadMu)
 	deleteFailing  bool                // (reloadMu)
 
@@ -218,7 +226,8 @@ func (s *Syncer) setStatus(f func(*Status)) {
 
 // Run runs the periodic work until ctx ends, each kind in its own goroutine
 // so that a slow database write cannot delay expiry or the ledger-bound
-// warning: flush every WriteInterval, reload every ReadDBInterval, settings
+// warning: flush every WriteInterval, reload every ReadDBInterval (and poll
+// the change log every ChangePollInterval in between), settings
 // every ReadConfigInterval, expiry every CleanUpInterval. It returns nil
 // once every loop has stopped; the caller then calls Shutdown to write what
 // is left.
@@ -244,11 +253,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 		_ = s.flush(ctx, true, false) // paced; logged and counted by flush
 	})
 	every(min(s.o.WriteInterval, 10*time.Second), func(context.Context) { s.checkBound(time.Now()) })
-	every(s.o.ReadDBInterval, func(ctx context.Context) {
-		ctx, cancel := context.WithTimeout(ctx, s.o.ReloadTimeout)
-		defer cancel()
-		_ = s.Reload(ctx) // logged and counted by Reload
-	})
+	wg.Go(func() { s.reloadLoop(ctx) }) // reloads every ReadDBInterval, change polls in between
 	if s.o.ReloadConfig != nil {
 		every(s.o.ReadConfigInterval, func(ctx context.Context) {
 			ctx, cancel := context.WithTimeout(ctx, s.o.ReloadTimeout)

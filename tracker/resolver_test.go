@@ -11,6 +11,7 @@ type mapResolver struct {
 	users                   map[uint32]User
 	torrents                map[InfoHash]Torrent
 	userCalls, torrentCalls int
+	versionCalls            int
 }
 
 func newMapResolver() *mapResolver {
@@ -23,6 +24,17 @@ func (r *mapResolver) ResolveUser(uid uint32) (User, bool) {
 	r.userCalls++
 	u, ok := r.users[uid]
 	return u, ok
+}
+
+func (r *mapResolver) ResolveUserVersion(uid uint32, loaded int) (User, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.versionCalls++
+	u, ok := r.users[uid]
+	if !ok || u.TorrentPassVersion == loaded {
+		return User{}, false
+	}
+	return u, true
 }
 
 func (r *mapResolver) ResolveTorrent(ih InfoHash) (Torrent, bool) {

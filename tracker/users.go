@@ -40,6 +40,10 @@ type userStore struct {
 	// the legacy index and the shards cannot be updated out of order.
 	writeMu sync.Mutex
 	gen     uint64
+	// removals counts the mutators that removed a user (changed under
+	// writeMu), so that an on-demand lookup can tell whether a reload
+	// removed a user while it was asking the database (installResolved).
+	removals atomic.Uint64
 
 	// legacy maps xbt_users.torrent_pass to uid. It only narrows the search:
 	// the match is always re-checked against the user's current record.
@@ -217,6 +221,7 @@ func (t *Tracker) RemoveUser(uid uint32) {
 		old = us.unsetLocked(sh, uid, e)
 	}
 	sh.mu.Unlock()
+	us.removals.Add(1) // even if uid was not loaded: a lookup of it may be in flight
 	if old != nil {
 		us.legacyMu.Lock()
 		us.relinkLegacyLocked(uid, old, nil)
@@ -260,6 +265,7 @@ func (t *Tracker) ReplaceUsers(users []User) {
 	}
 
 	legacy := make(map[string]uint32, len(us.legacy))
+	removed := false
 	recs := make([]User, len(users)) // one allocation for all snapshots
 	copy(recs, users)
 	for si := range us.shards {
@@ -273,8 +279,8 @@ func (t *Tracker) ReplaceUsers(users []User) {
 			us.setLocked(sh, u)
 		}
 		for uid, e := range sh.m {
-			if e.gen != us.gen {
-				us.unsetLocked(sh, uid, e)
+			if e.gen != us.gen && us.unsetLocked(sh, uid, e) != nil {
+				removed = true
 			}
 		}
 		for _, e := range sh.m {
@@ -287,6 +293,38 @@ func (t *Tracker) ReplaceUsers(users []User) {
 	us.legacyMu.Lock()
 	us.legacy = legacy
 	us.legacyMu.Unlock()
+	if removed {
+		us.removals.Add(1)
+	}
+}
+
+// installResolved installs u, an on-demand lookup's answer, unless uid's
+// record changed since the caller read old before asking (or, old being
+// nil, a reload removed any user meanwhile): the lookup read the database
+// before that reload did, and must not undo its newer answer (a bumped
+// torrent_pass_version, a deletion). It returns uid's record now in place.
+func (t *Tracker) installResolved(u User, old *User, removals uint64) *User {
+	us := &t.users
+	us.writeMu.Lock()
+	defer us.writeMu.Unlock()
+	sh := us.shard(u.UID)
+	sh.mu.Lock()
+	var cur *User
+	if e := sh.m[u.UID]; e != nil {
+		cur = e.user.Load()
+	}
+	if cur != old || (old == nil && us.removals.Load() != removals) {
+		sh.mu.Unlock()
+		return cur
+	}
+	nu := new(User)
+	*nu = u
+	prev := us.setLocked(sh, nu)
+	sh.mu.Unlock()
+	us.legacyMu.Lock()
+	us.relinkLegacyLocked(u.UID, prev, nu)
+	us.legacyMu.Unlock()
+	return nu
 }
 
 // resolveUser finds the user an announce or scrape passkey belongs to, XBT
@@ -296,6 +334,11 @@ func (t *Tracker) ReplaceUsers(users []User) {
 // passkey may be bound to: it is accepted if it verifies against any of them
 // (announce passes one). Derived passkeys are refused while the secret is
 // empty: anybody could compute them.
+//
+// Cold paths, through the Resolver: a uid that is not loaded is looked up
+// (missUser); a loaded uid whose passkey verifies neither with the loaded
+// version nor as a legacy torrent_pass is checked for a newer
+// torrent_pass_version (recheckUser).
 func (t *Tracker) resolveUser(c *config, pk []byte, hashes []InfoHash) *User {
 	if len(pk) != passkey.Len {
 		return nil
@@ -304,15 +347,28 @@ func (t *Tracker) resolveUser(c *config, pk []byte, hashes []InfoHash) *User {
 		u := t.users.get(uid)
 		if u == nil {
 			u = t.missUser(uid) // not loaded: ask the Resolver (cold path only)
-		}
-		if u != nil {
-			for i := range hashes {
-				ih := (*[20]byte)(&hashes[i])
-				if passkey.Verify(c.s.Secret, u.TorrentPassVersion, uid, ih, pk) {
-					return u
-				}
+			if u != nil && verifyAny(c.s.Secret, u, pk, hashes) {
+				return u
 			}
+		} else {
+			if verifyAny(c.s.Secret, u, pk, hashes) {
+				return u
+			}
+			if lu := t.users.legacyUser(pk); lu != nil {
+				return lu
+			}
+			return t.recheckUser(c, u, pk, hashes) // cold path only
 		}
 	}
 	return t.users.legacyUser(pk)
+}
+
+// verifyAny reports whether pk is u's derived passkey for one of hashes.
+func verifyAny(secret string, u *User, pk []byte, hashes []InfoHash) bool {
+	for i := range hashes {
+		if passkey.Verify(secret, u.TorrentPassVersion, u.UID, (*[20]byte)(&hashes[i]), pk) {
+			return true
+		}
+	}
+	return false
 }

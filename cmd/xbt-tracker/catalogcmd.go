@@ -53,7 +53,8 @@ func (e *env) userCommand() *cli.Command {
 			{
 				Name: "revoke",
 				Usage: "revoke every passkey a user was given (torrent_pass_version + 1, as a catalog does) and print the new version; " +
-					"the tracker refuses the old passkeys after its next reload (read_db_interval)",
+					"the new passkeys work at once, and the tracker refuses the old ones from the first announce with a new one, " +
+					"or within change_poll_interval (read_db_interval without change tracking)",
 				Flags: append(dbFlags(), &cli.StringFlag{Name: "uid", Usage: "the user's uid", Required: true}),
 				Action: e.userAction(func(c *cli.Context, db *gosql.DB, schema xsql.Schema, uid uint32) error {
 					v, err := xsql.RevokeUser(c.Context, db, schema, uid)

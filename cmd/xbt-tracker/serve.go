@@ -111,6 +111,7 @@ func serve(ctx context.Context, log *zap.Logger, src config.Sources, cfg config.
 		ReadDBInterval:     cfg.ReadDBInterval,
 		ReadConfigInterval: cfg.ReadConfigInterval,
 		CleanUpInterval:    cfg.CleanUpInterval,
+		ChangePollInterval: cfg.ChangePollInterval,
 		LedgerMaxEntries:   cfg.LedgerMaxEntries,
 		ReleaseMemory:      debug.FreeOSMemory,
 		ReloadConfig: func(ctx context.Context) (tracker.Settings, error) {
@@ -131,7 +132,11 @@ func serve(ctx context.Context, log *zap.Logger, src config.Sources, cfg config.
 	if err := sy.Load(ctx); err != nil {
 		return err
 	}
-	// (A warm start restores the swarms here, before the reconciliation.)
+	// Warm restart: the swarms saved at the last clean stop come back (if
+	// state_file holds a file the database agrees with), before the
+	// reconciliation, which keeps the rows of what is in memory.
+	state := xsync.StateOptions{Path: cfg.StateFile, DB: db, Writer: w}
+	sy.RestoreState(ctx, state)
 	// No ghost peers: before the first announce is answered, the
 	// database's seeders, leechers and active flags agree with memory.
 	if _, err := sy.ReconcileAtStart(ctx); err != nil {
@@ -181,7 +186,11 @@ func serve(ctx context.Context, log *zap.Logger, src config.Sources, cfg config.
 	}
 	fctx, cancel := context.WithTimeout(context.Background(), max(budget, time.Second))
 	defer cancel()
-	return errors.Join(lerr, sy.Shutdown(fctx))
+	ferr := sy.Shutdown(fctx)
+	// Only after a complete final write: the swarms to state_file (local
+	// disk, within the same deadline), for a warm restart.
+	sy.SaveState(fctx, state, ferr)
+	return errors.Join(lerr, ferr)
 }
 
 // poolCloseWait bounds closing the database pool at exit (closeBounded).

@@ -389,8 +389,8 @@ func TestScrape(t *testing.T) {
 	e := newEnv(t, nil)
 	mustOK(t, e.c4.announce(e.req(1, cf.H1, 1, 0)))
 	mustOK(t, e.c4.announce(e.req(2, cf.H1, 2, 10)))
-	r := e.req(2, cf.H2, 3, 10)
-	r.Event = 1
+	r := e.req(2, cf.H2, 3, 0)
+	r.Event = 1 // completed (with nothing left: a completion)
 	mustOK(t, e.c4.announce(r))
 	// No passkey can travel in a UDP scrape: anonymous_scrape decides.
 	wantError(t, e.c4.scrape(cf.H1), tracker.ErrUnregisteredTorrentPass)
@@ -398,7 +398,7 @@ func TestScrape(t *testing.T) {
 	s.AnonymousScrape = true
 	e.trk.SetSettings(s)
 	a := mustOK(t, e.c4.scrape(cf.H2, cf.Unknown, cf.H1, cf.H3, cf.H1))
-	want := [][3]uint32{{0, 1, 1}, {0, 0, 0}, {1, 0, 1}, {0, 0, 0}, {1, 0, 1}}
+	want := [][3]uint32{{1, 1, 0}, {0, 0, 0}, {1, 0, 1}, {0, 0, 0}, {1, 0, 1}}
 	if fmt.Sprint(a.Scrape) != fmt.Sprint(want) {
 		t.Errorf("scrape %v, want %v (seeders, completed, leechers; in request order)", a.Scrape, want)
 	}
