@@ -206,7 +206,7 @@ func TestPasskeyCommands(t *testing.T) {
 	}
 	const ih = "0123456789abcdef0123456789abcdef01234567"
 	url := strings.TrimSpace(mustRun(t, env, "passkey", "url", "--uid", "42", "--info-hash", ih, "--base", "http://tracker.example:2710/"))
-	// xbt-compat.md's vector for key "secretkey", version 1, uid 42.
+	// docs/XBT-COMPAT.md §2's vector for key "secretkey", version 1, uid 42.
 	if url != "http://tracker.example:2710/0000002a980d30f3f8201965463641ef/announce" {
 		t.Fatalf("passkey url = %q", url)
 	}

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -103,5 +104,78 @@ func TestUserAndFileCommands(t *testing.T) {
 	}
 	if r := run(t, env, "file", "add", "--info-hash", "zz"); r.code == 0 || !strings.Contains(r.stderr, "want 40 hex digits") {
 		t.Fatalf("bad info_hash: exit %d %s", r.code, r.stderr)
+	}
+}
+
+// demoCmd is scripts/demo.sh on port and a fresh database, in its own
+// process group, not started.
+func demoCmd(t *testing.T, port int) *exec.Cmd {
+	t.Helper()
+	db, _ := dbtest.New(t) // proves a server is there; the demo makes its own database
+	_, self, _, _ := runtime.Caller(0)
+	root := filepath.Dir(filepath.Dir(self))
+	dbName := fmt.Sprintf("xbt_test_demo_%d", time.Now().UnixNano())
+	t.Cleanup(func() { _, _ = db.Exec("DROP DATABASE IF EXISTS `" + dbName + "`") })
+	cmd := exec.Command("bash", filepath.Join(root, "scripts/demo.sh"))
+	cmd.Dir = root
+	cmd.Env = append(cleanEnv(), "XBT_DSN="+dbtest.BaseDSN(), "XBT_DEMO_DB="+dbName, fmt.Sprintf("XBT_DEMO_PORT=%d", port))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	return cmd
+}
+
+// On a port someone else listens on, the demo fails at once with one line
+// naming the port and XBT_DEMO_PORT, instead of announcing success.
+func TestMakeDemoBusyPort(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	b, err := demoCmd(t, port).CombinedOutput()
+	out := strings.TrimSpace(string(b))
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("demo on a busy port: %v, want exit status 1; output:\n%s", err, out)
+	}
+	if strings.Contains(out, "\n") || !strings.Contains(out, fmt.Sprintf("port %d", port)) || !strings.Contains(out, "XBT_DEMO_PORT") {
+		t.Fatalf("want one line naming port %d and XBT_DEMO_PORT, got:\n%s", port, out)
+	}
+}
+
+// Ctrl-C (SIGINT to the whole foreground process group, as a terminal
+// sends it) stops the tracker and ends the demo with status 0.
+func TestMakeDemoCtrlC(t *testing.T) {
+	port := freePort(t)
+	cmd := demoCmd(t, port)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) })
+	buf := newLineBuffer(out)
+	if !buf.waitFor("Ctrl-C stops the tracker.", 90*time.Second) {
+		t.Fatalf("demo did not get ready:\n%s", buf.String())
+	}
+	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("demo after Ctrl-C: %v, want exit status 0; output:\n%s", err, buf.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("demo still running 60 s after Ctrl-C:\n%s", buf.String())
+	}
+	if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second); err == nil {
+		c.Close()
+		t.Fatalf("port %d still answers after the demo ended", port)
 	}
 }

@@ -85,7 +85,7 @@ func TestCatalogSequence(t *testing.T) {
 		return ""
 	}
 	syEventually(t, 10*time.Second, check)
-	time.Sleep(2500 * time.Millisecond) // more flushes must not count anything twice
+	syWaitFlushes(t, base, 2, 10*time.Second) // more flushes must not count anything twice
 	if msg := check(); msg != "" {
 		t.Fatal("after more flushes: " + msg)
 	}
@@ -169,7 +169,10 @@ func TestCatalogSequence(t *testing.T) {
 	if !p.stderr.waitFor(`announce_interval = \"soon\"`, 5*time.Second) {
 		t.Fatalf("no warning naming the invalid value:\n%s", p.stderr.String())
 	}
-	time.Sleep(2 * time.Second)
+	// The settings are read again every second, like the flushes run: two
+	// flushes after the warning mean the invalid value was read again (the
+	// reload of the settings has no metric to wait for).
+	syWaitFlushes(t, base, 2, 10*time.Second)
 	if body := syMustAnnounce(t, c, 0, 0, ""); !strings.Contains(body, "8:intervali77e") {
 		t.Fatalf("an invalid value changed the interval: %q", body)
 	}
@@ -262,6 +265,29 @@ func syStartLoad(t *testing.T, peers []*simPeer, pause time.Duration, stopOnErr 
 	return l
 }
 
+// acknowledged is the number of announces answered without a failure so far.
+func (l *sySwarm) acknowledged() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.ok
+}
+
+// syWaitFlushes waits until n more flushes succeeded (each moves
+// xbt_tracker_last_flush_timestamp_seconds, empty ones included).
+func syWaitFlushes(t *testing.T, base string, n int, d time.Duration) {
+	t.Helper()
+	last := syMetric(t, base, "xbt_tracker_last_flush_timestamp_seconds")
+	for i := range n {
+		syEventually(t, d, func() string {
+			if v := syMetric(t, base, "xbt_tracker_last_flush_timestamp_seconds"); v > last {
+				last = v
+				return ""
+			}
+			return fmt.Sprintf("flush %d of %d: none since %.3f", i+1, n, last)
+		})
+	}
+}
+
 func (l *sySwarm) fail(s string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -335,17 +361,28 @@ func TestOutageLosesNothing(t *testing.T) {
 	peers := syFixture(t, cat, base, secret, 4, 2, false)
 	l := syStartLoad(t, peers, 10*time.Millisecond, false)
 
-	time.Sleep(2 * time.Second)
+	syEventually(t, 10*time.Second, func() string { // the load reaches the database before the cut
+		if up, _ := cat.userTotals(t); up == 0 {
+			return "nothing written before the cut"
+		}
+		return ""
+	})
 	proxy.cut()
 	t.Log("database cut")
-	time.Sleep(5 * time.Second) // five flush intervals
+	failures := syMetric(t, base, "xbt_tracker_flush_failures_total")
+	syEventually(t, 20*time.Second, func() string { // five failed flushes
+		if n := syMetric(t, base, "xbt_tracker_flush_failures_total"); n < failures+5 {
+			return fmt.Sprintf("%v flush failures since the cut, want 5", n-failures)
+		}
+		return ""
+	})
 	if !strings.Contains(p.stderr.String(), "writing statistics to the database failed") {
 		t.Fatalf("the outage was not noticed:\n%s", p.stderr.String())
 	}
 	pending := syMetric(t, base, "xbt_tracker_ledger_entries")
 	proxy.restore()
 	t.Log("database back")
-	time.Sleep(3 * time.Second)
+	syWaitFlushes(t, base, 2, 20*time.Second) // announces go on while writes work again
 	l.finish()
 	if len(l.failures) > 0 {
 		t.Fatalf("announces failed during the outage: %v", l.failures)
@@ -383,7 +420,12 @@ func TestStopUnderLoadWritesEverything(t *testing.T) {
 	secret := configValue(t, cat.db, "torrent_pass_private_key")
 	peers := syFixture(t, cat, base, secret, 5, 3, false)
 	l := syStartLoad(t, peers, 5*time.Millisecond, true)
-	time.Sleep(3 * time.Second)
+	syEventually(t, 10*time.Second, func() string { // every peer has announced a few times
+		if n := l.acknowledged(); n < 20*len(peers) {
+			return fmt.Sprintf("%d announces acknowledged, want %d", n, 20*len(peers))
+		}
+		return ""
+	})
 	if up, _ := cat.userTotals(t); up != 0 {
 		t.Fatalf("written before the stop (%d): the test needs a pending ledger", up)
 	}

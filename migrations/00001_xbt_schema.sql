@@ -1,4 +1,4 @@
--- The classic XBT Tracker schema (xbt-compat.md §1) plus xbt_deny_from_hosts6.
+-- The classic XBT Tracker schema (docs/XBT-COMPAT.md §1) plus xbt_deny_from_hosts6.
 --
 -- Every table is created with CREATE TABLE IF NOT EXISTS, so applying this to
 -- a database a catalog already created with XBT's own xbt_tracker.sql neither

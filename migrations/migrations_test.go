@@ -105,7 +105,7 @@ func isDuplicateKey(err error) bool {
 	return errors.As(err, &me) && me.Number == 1062
 }
 
-// The schema of xbt-compat.md §1 (classic names) plus our IPv6 deny table.
+// The schema of docs/XBT-COMPAT.md §1 (classic names) plus our IPv6 deny table.
 var wantSchema = map[string]map[string]string{
 	"xbt_config": {"name": "varchar(255)", "value": "varchar(255)"},
 	"xbt_files": {"fid": "int", "info_hash": "binary(20)", "leechers": "int", "seeders": "int",
@@ -354,10 +354,10 @@ func TestDownToZeroAndUpAgain(t *testing.T) {
 	}
 }
 
-// classicXBT is XBT Tracker's classic Tracker/xbt_tracker.sql (the schema
-// most catalogs were installed with), verbatim: xbt_config without any key,
-// xbt_users without can_leech/wait_time/peers_limit/torrents_limit and even
-// without torrent_pass (commented out in XBT's file), log tables commented out.
+// classicXBT is a classic-named XBT database as older catalogs have it:
+// xbt_config without any key, xbt_users without can_leech/wait_time/
+// peers_limit/torrents_limit and without torrent_pass (older XBT schema files
+// and some catalogs lack it; XBT's current schema file has it), no log tables.
 var classicXBT = []string{
 	`create table if not exists xbt_config
 (

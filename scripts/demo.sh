@@ -16,6 +16,16 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 bin="$root/bin/xbt-tracker"
 port="${XBT_DEMO_PORT:-2710}"
 dbname="${XBT_DEMO_DB:-xbt_demo}"
+
+busy() {
+  echo "make demo: port $port on 127.0.0.1 is in use by another program; choose a free one with XBT_DEMO_PORT (e.g. XBT_DEMO_PORT=2711 make demo)" >&2
+  exit 1
+}
+# Something already answers on the port (XBT's 2710 may be a real tracker):
+# refuse before touching anything.
+if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+  busy
+fi
 # Build (a no-op when bin/xbt-tracker is up to date), so a stale binary
 # never runs the demo.
 if command -v go >/dev/null || [ ! -x "$bin" ]; then
@@ -68,12 +78,46 @@ echo "== demo user uid=$uid, demo torrent fid=$fid info_hash=$info_hash"
 log="$root/.dev/demo-tracker.log"
 "$bin" serve --listen-http "127.0.0.1:$port" --listen-udp off >"$log" 2>&1 &
 pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null' EXIT INT TERM
+stop_tracker() {
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  fi
+}
+trap stop_tracker EXIT
+# Ctrl-C (or SIGTERM) is the normal way out: stop the tracker (it writes its
+# statistics) and end with status 0.
+trap 'echo; echo "== stopping the tracker"; stop_tracker; trap - EXIT; exit 0' INT TERM
+
+# Ready means this tracker said "listening" on the port in its own log, and
+# /statistics on the port is an xbt-tracker page: a connection alone could
+# be someone else's listener.
+statistics() {
+  exec 3<>"/dev/tcp/127.0.0.1/$port" || return 1
+  printf 'GET /statistics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
+  timeout 2 cat <&3
+}
+ready=
 for _ in $(seq 1 100); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-  kill -0 $pid 2>/dev/null || { echo "tracker exited; its log:"; cat "$log"; exit 1; }
+  if ! kill -0 "$pid" 2>/dev/null; then
+    wait "$pid" 2>/dev/null || true
+    if grep -q 'address already in use' "$log"; then
+      busy
+    fi
+    echo "make demo: the tracker exited; its log ($log):" >&2
+    cat "$log" >&2
+    exit 1
+  fi
+  if grep -q "listening.*127.0.0.1:$port" "$log" && statistics 2>/dev/null | grep -q '<title>xbt-tracker statistics</title>'; then
+    ready=1
+    break
+  fi
   sleep 0.1
 done
+if [ -z "$ready" ]; then
+  echo "make demo: the tracker (pid $pid) did not answer /statistics on 127.0.0.1:$port within 10 s; its log: $log" >&2
+  exit 1
+fi
 
 url=$("$bin" passkey url --uid "$uid" --info-hash "$info_hash" --base "http://127.0.0.1:$port")
 escaped=$(printf '%s' "$info_hash" | sed 's/../%&/g')
@@ -123,4 +167,8 @@ cat <<MSG
 statistics: http://127.0.0.1:$port/statistics    metrics: http://127.0.0.1:$port/metrics
 Ctrl-C stops the tracker.
 MSG
-wait $pid
+rc=0
+wait "$pid" || rc=$?
+trap - EXIT
+echo "make demo: the tracker exited with status $rc; its log: $log" >&2
+exit 1

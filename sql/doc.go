@@ -14,7 +14,7 @@
 // Nothing else is ever spliced into SQL: values travel as parameters and
 // dynamic statements are built with squirrel, except the Writer's large
 // multi-row statements, which are assembled by hand for speed (see
-// writer_parts.go) under the same two rules.
+// writer_parts*.go) under the same two rules.
 //
 // The package name shadows the standard library's database/sql; files here
 // import that as gosql.

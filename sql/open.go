@@ -123,7 +123,7 @@ func pingError(cfg *mysql.Config, err error) error {
 	if errors.As(err, &me) {
 		switch me.Number {
 		case errUnknownDatabase:
-			return fmt.Errorf("database %q does not exist on %s (%w): create it (CREATE DATABASE `%s`; then \"xbt-tracker migrate up\") or run \"make demo\"",
+			return fmt.Errorf("database %q does not exist on %s (%w): run \"xbt-tracker migrate up --create-database\" (or CREATE DATABASE `%s`; then \"xbt-tracker migrate up\"), or \"make demo\" for a local one",
 				cfg.DBName, cfg.Addr, err, cfg.DBName)
 		case errAccessDenied:
 			return fmt.Errorf("database at %s refused user %q (%w): check the user and password in --dsn / XBT_DSN",

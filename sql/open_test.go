@@ -85,7 +85,7 @@ func TestOpenUnknownDatabase(t *testing.T) {
 	_, _ = rand.Read(b[:])
 	cfg.DBName = "xbt_no_such_db_" + hex.EncodeToString(b[:])
 	_, err = Open(context.Background(), cfg.FormatDSN())
-	wantFragments(t, err, "does not exist", cfg.DBName, "CREATE DATABASE", "make demo")
+	wantFragments(t, err, "does not exist", cfg.DBName, "xbt-tracker migrate up --create-database", "CREATE DATABASE", "make demo")
 }
 
 func TestOpenWorks(t *testing.T) {

@@ -613,7 +613,7 @@ func TestWriterContextDone(t *testing.T) {
 	}
 }
 
-// WithChunkPause spaces the chunks out; a cancellation during a pause ends
+// WriteOptions.ChunkPause spaces the chunks out; a cancellation during a pause ends
 // the Write with exactly the chunks not yet written as unwritten.
 func TestWriterChunkPause(t *testing.T) {
 	db, s, _ := writerDB(t, "")
@@ -626,7 +626,7 @@ func TestWriterChunkPause(t *testing.T) {
 		b.Users[u] = tracker.UserDelta{Uploaded: 1}
 	}
 	const gap = 50 * time.Millisecond
-	if un, err := w.Write(WithChunkPause(context.Background(), gap), b); err != nil || un != nil {
+	if un, err := w.WriteWith(context.Background(), b, WriteOptions{ChunkPause: gap}); err != nil || un != nil {
 		t.Fatalf("write: %v %+v", err, un)
 	}
 	if len(commits) != 3 {
@@ -646,7 +646,7 @@ func TestWriterChunkPause(t *testing.T) {
 		b.Users[u] = tracker.UserDelta{Uploaded: 1}
 	}
 	start := time.Now()
-	un, err := w.Write(WithChunkPause(ctx, time.Hour), b)
+	un, err := w.WriteWith(ctx, b, WriteOptions{ChunkPause: time.Hour})
 	if !errors.Is(err, context.Canceled) || un == nil || len(un.Users) != 2 {
 		t.Fatalf("err %v unwritten %+v: want the 2 rows after the first chunk", err, un)
 	}

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	gosync "sync"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -28,6 +29,7 @@ type fakeWriter struct {
 	calls   int
 	fail    func(call int) bool // nil: never fail
 	partial bool                // on failure, commit the users first and fail on the rest
+	pauses  []time.Duration     // each call's WriteOptions.ChunkPause
 
 	users     map[uint32]tracker.UserDelta
 	completed map[uint32]uint64
@@ -44,10 +46,11 @@ func newFakeWriter() *fakeWriter {
 	}
 }
 
-func (w *fakeWriter) Write(_ context.Context, b *tracker.Batch) (*tracker.Batch, error) {
+func (w *fakeWriter) WriteWith(_ context.Context, b *tracker.Batch, o xsql.WriteOptions) (*tracker.Batch, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.calls++
+	w.pauses = append(w.pauses, o.ChunkPause)
 	failing := w.fail != nil && w.fail(w.calls)
 	if failing && !w.partial {
 		return b, errDown
@@ -204,7 +207,7 @@ type client struct {
 	left     uint64
 }
 
-func (c *client) announce(trk *tracker.Tracker, addUp, addDown uint64) string {
+func (c *client) announce(trk *tracker.Tracker, addUp, addDown uint64) tracker.Failure {
 	c.up += addUp
 	c.down += addDown
 	a := &tracker.Announce{

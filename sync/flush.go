@@ -67,12 +67,12 @@ func (s *Syncer) flush(ctx context.Context, paced, final bool) error {
 		return nil
 	}
 	start := time.Now()
-	wctx := ctx
+	var wo xsql.WriteOptions
 	if paced {
-		wctx = xsql.WithChunkPause(ctx, s.flushPause(n))
+		wo.ChunkPause = s.flushPause(n)
 	}
 	s.inFlight.Store(int64(n))
-	unwritten, err := s.w.Write(wctx, b)
+	unwritten, err := s.w.WriteWith(ctx, b, wo)
 	took := time.Since(start)
 	s.m.flushDuration.Observe(took.Seconds())
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	gosync "sync"
 	"sync/atomic"
 	"testing"
@@ -290,6 +291,33 @@ func TestFlushPause(t *testing.T) {
 		if got := s.flushPause(c.rows); got != c.want {
 			t.Errorf("flushPause(%d) = %v, want %v", c.rows, got, c.want)
 		}
+	}
+}
+
+// The periodic flush asks the writer to pace its chunks (flushPause);
+// Flush and Shutdown's final flush do not.
+func TestFlushPacing(t *testing.T) {
+	h := newHarness(t, 1, 1, Options{WriteInterval: 15 * time.Second})
+	c := &client{uid: 1, ih: hashOf(1), id: 1}
+	ctx := context.Background()
+	c.announce(h.trk, 0, 0)
+	if err := h.s.flush(ctx, true, false); err != nil { // the periodic flush
+		t.Fatal(err)
+	}
+	c.announce(h.trk, 10, 0)
+	if err := h.s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.announce(h.trk, 20, 0)
+	if err := h.s.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := []time.Duration{h.s.flushPause(0), 0, 0}
+	if !slices.Equal(h.w.pauses, want) {
+		t.Fatalf("chunk pauses %v, want %v (paced periodic flush, unpaced Flush and Shutdown)", h.w.pauses, want)
+	}
+	if want[0] <= 0 {
+		t.Fatalf("periodic flush pause %v, want > 0", want[0])
 	}
 }
 

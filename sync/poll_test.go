@@ -108,7 +108,7 @@ func runFor(t *testing.T, s *Syncer, d time.Duration, done func() bool) bool {
 }
 
 // announceV announces uid with its passkey of torrent_pass_version ver.
-func announceV(trk *tracker.Tracker, uid uint32, ver int, ih tracker.InfoHash, id int) string {
+func announceV(trk *tracker.Tracker, uid uint32, ver int, ih tracker.InfoHash, id int) tracker.Failure {
 	a := &tracker.Announce{
 		Passkey:  []byte(passkey.Derive(testSecret, ver, uid, ih)),
 		InfoHash: ih, Addr: netip.AddrFrom4([4]byte{10, 1, byte(id >> 8), byte(id)}),

@@ -139,7 +139,7 @@ func TestReconcileAtStart(t *testing.T) {
 	}
 }
 
-func stopAnnounce(trk *tracker.Tracker, c *client) string {
+func stopAnnounce(trk *tracker.Tracker, c *client) tracker.Failure {
 	a := &tracker.Announce{
 		Passkey:  []byte(passkeyOf(c)),
 		InfoHash: c.ih, Port: 6881, Left: c.left, NumWant: -1, Event: tracker.EventStopped,

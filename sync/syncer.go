@@ -99,7 +99,7 @@ func (o Options) withDefaults() Options {
 
 // batchWriter is what the Syncer needs of *sql.Writer (tests fake it).
 type batchWriter interface {
-	Write(context.Context, *tracker.Batch) (*tracker.Batch, error)
+	WriteWith(context.Context, *tracker.Batch, xsql.WriteOptions) (*tracker.Batch, error)
 	DeleteFiles(context.Context, []uint32) error
 	InDoubt() int
 	Quarantined() int

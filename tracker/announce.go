@@ -32,13 +32,13 @@ func (t *Tracker) Announce(a *Announce, out *AnnounceResult) {
 	sh.announceOK.Add(1)
 }
 
-func (t *Tracker) announce(c *config, sh *torrentShard, a *Announce, now int64, out *AnnounceResult) string {
+func (t *Tracker) announce(c *config, sh *torrentShard, a *Announce, now int64, out *AnnounceResult) Failure {
 	if t.Denied(a.Addr) {
 		return ErrHostDenied
 	}
 	if c.s.OfflineMessage != "" {
 		t.logAnnounce(c, a, 0, now)
-		return c.s.OfflineMessage
+		return Failure(c.s.OfflineMessage)
 	}
 	one := [1]InfoHash{a.InfoHash} // stays on the stack
 	u := t.resolveUser(c, a.Passkey, one[:])
@@ -94,7 +94,7 @@ func (t *Tracker) announce(c *config, sh *torrentShard, a *Announce, now int64, 
 
 // update applies an announce to its swarm (locked): checks 4 to 7, the
 // peer upsert, the ledger and the response.
-func (t *Tracker) update(c *config, s *swarm, a *Announce, u *User, uid uint32, now int64, out *AnnounceResult) string {
+func (t *Tracker) update(c *config, s *swarm, a *Announce, u *User, uid uint32, now int64, out *AnnounceResult) Failure {
 	key := peerKey{uid, a.PeerID}
 	sl, found := s.lookup(key)
 	leech := a.Left > 0

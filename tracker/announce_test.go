@@ -22,7 +22,7 @@ func TestAnnounceFailurePrecedence(t *testing.T) {
 		mod  func(*Settings)
 		u    User
 		a    *Announce
-		want string
+		want Failure
 	}{
 		{"offline beats unregistered pass", func(s *Settings) { s.OfflineMessage = "down for maintenance" },
 			worst, &Announce{InfoHash: unknown, Passkey: []byte(strings.Repeat("z", 32)), Left: 1, Addr: addr4(9)},
@@ -91,7 +91,7 @@ func TestAnnounceLimitBoundaries(t *testing.T) {
 	h1, h2, h3 := hashN(1), hashN(2), hashN(3)
 	type step struct {
 		a    *Announce
-		want string
+		want Failure
 	}
 	stop := func(a *Announce) *Announce { a.Event = EventStopped; return a }
 	cases := []struct {
@@ -211,7 +211,7 @@ func TestAnnounceAutoRegister(t *testing.T) {
 		tr.Drain()
 		clk.Add(5)
 		// A refused announce never registers the torrent.
-		for uid, reason := range map[uint32]string{2: ErrCanNotLeech, 3: ErrWaitTime, 4: ErrTorrentsLimitReached} {
+		for uid, reason := range map[uint32]Failure{2: ErrCanNotLeech, 3: ErrWaitTime, 4: ErrTorrentsLimitReached} {
 			if !auto {
 				reason = ErrUnregisteredTorrent
 			}
@@ -266,7 +266,7 @@ func TestAnnouncePasskeys(t *testing.T) {
 		a.Passkey = key
 		return a
 	}
-	check := func(name string, key []byte, ih InfoHash, want string) {
+	check := func(name string, key []byte, ih InfoHash, want Failure) {
 		t.Helper()
 		if out := do(tr, withKey(key, ih)); out.Failure != want {
 			t.Errorf("%s: failure %q, want %q", name, out.Failure, want)

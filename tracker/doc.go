@@ -7,5 +7,6 @@
 // users, torrents and settings through plain methods and drains its ledger;
 // frontends (tracker/httpfront, tracker/udpfront) parse requests into
 // Announce and ScrapeRequest values and encode AnnounceResult and
-// ScrapeResult.
+// ScrapeResult. Everything a client can be refused with, by the engine or
+// by a frontend's parser, is a Failure declared in failure.go.
 package tracker

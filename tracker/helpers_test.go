@@ -106,7 +106,7 @@ func mustOK(tb testing.TB, tr *Tracker, a *Announce) *AnnounceResult {
 	return out
 }
 
-func mustFail(tb testing.TB, tr *Tracker, a *Announce, want string) {
+func mustFail(tb testing.TB, tr *Tracker, a *Announce, want Failure) {
 	tb.Helper()
 	out := do(tr, a)
 	if out.Failure != want {

@@ -34,7 +34,7 @@ func (t *Tracker) Scrape(r *ScrapeRequest, out *ScrapeResult) {
 	sh.scrapeOK.Add(1)
 }
 
-func (t *Tracker) scrape(c *config, r *ScrapeRequest, out *ScrapeResult) string {
+func (t *Tracker) scrape(c *config, r *ScrapeRequest, out *ScrapeResult) Failure {
 	if t.Denied(r.Addr) {
 		return ErrHostDenied
 	}

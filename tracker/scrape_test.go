@@ -11,7 +11,7 @@ func TestScrape(t *testing.T) {
 	h1, h2, h3, unknown := hashN(1), hashN(2), hashN(3), hashN(99)
 	legacy := strings.Repeat("L", 32)
 	type want struct {
-		failure string
+		failure Failure
 		files   []InfoHash
 		full    bool
 	}

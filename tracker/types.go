@@ -20,18 +20,6 @@ const (
 	EventPaused // BEP 21 "paused": treated like a regular announce
 )
 
-// Failure reasons, worded exactly as XBT Tracker words them where XBT has
-// one, because catalogs and users search for these strings.
-const (
-	ErrUnregisteredTorrentPass = "unregistered torrent pass"
-	ErrUnregisteredTorrent     = "unregistered torrent"
-	ErrCanNotLeech             = "access denied, leeching forbidden, you are only allowed to seed"
-	ErrWaitTime                = "access denied, wait time in effect"
-	ErrPeersLimitReached       = "access denied, peers limit reached"
-	ErrTorrentsLimitReached    = "access denied, torrents limit reached"
-	ErrHostDenied              = "access denied, host banned"
-)
-
 // Announce is one parsed announce request. Frontends reuse values of it, so
 // the engine must not keep a reference to Passkey after Announce returns.
 type Announce struct {
@@ -52,7 +40,7 @@ type Announce struct {
 // connection (or in a pool) and pass it back in, so the slices are reused and
 // a warm announce allocates nothing.
 type AnnounceResult struct {
-	Failure     string   // non-empty: the request was refused with this reason
+	Failure     Failure  // non-empty: the request was refused with this reason
 	Complete    int      // seeders
 	Incomplete  int      // leechers
 	Interval    int      // seconds
@@ -92,7 +80,7 @@ type ScrapeFile struct {
 // ScrapeResult is what the engine answers to a scrape; reusable like
 // AnnounceResult.
 type ScrapeResult struct {
-	Failure            string
+	Failure            Failure // non-empty: the request was refused with this reason
 	Files              []ScrapeFile
 	Full               bool // a full scrape: frontends may gzip it
 	MinRequestInterval int  // scrape_interval; 0 = omit the flags dict

@@ -11,21 +11,25 @@ import (
 
 func (e *env) configCommand() *cli.Command {
 	noDB := &cli.BoolFlag{Name: "no-db", Usage: "do not read xbt_config even when a dsn is set"}
+	print := func(c *cli.Context) error {
+		cfg, err := e.effectiveConfig(c)
+		if err != nil {
+			return err
+		}
+		return cfg.Write(e.stdout)
+	}
 	return &cli.Command{
 		Name:  "config",
-		Usage: "print or check the effective configuration",
+		Usage: "print (also with no subcommand) or check the effective configuration",
+		// Bare `xbt-tracker config` is `config print`.
+		Flags:  append(config.Flags(), noDB),
+		Action: print,
 		Subcommands: []*cli.Command{
 			{
-				Name:  "print",
-				Usage: "print the effective configuration as TOML (secrets masked)",
-				Flags: append(config.Flags(), noDB),
-				Action: func(c *cli.Context) error {
-					cfg, err := e.effectiveConfig(c)
-					if err != nil {
-						return err
-					}
-					return cfg.Write(e.stdout)
-				},
+				Name:   "print",
+				Usage:  "print the effective configuration as TOML (secrets masked)",
+				Flags:  append(config.Flags(), noDB),
+				Action: print,
 			},
 			{
 				Name:  "check",

@@ -107,8 +107,39 @@ func names(cfg config.Config) xsql.Names {
 	return n
 }
 
-// dbFlags are the flags of subcommands that only need the database: the dsn
-// and the config file (which may hold the dsn and table names).
+// connFlags are the flags of subcommands that only connect: --config (the
+// file may hold the dsn) and --dsn. serve and config take every key's flag;
+// the others take only the keys they use, so their --help stays short.
+func connFlags() []cli.Flag {
+	return keyFlags(func(name string) bool { return name == config.ConfigFlag || name == "dsn" })
+}
+
+// dbFlags adds the table_* and column_* names the catalog subcommands'
+// SQL uses.
 func dbFlags() []cli.Flag {
-	return config.Flags()
+	return keyFlags(func(name string) bool {
+		return name == config.ConfigFlag || name == "dsn" ||
+			strings.HasPrefix(name, "table-") || strings.HasPrefix(name, "column-")
+	})
+}
+
+// passkeyFlags adds the secret and listen_port (the default base URL) to
+// dbFlags, for the subcommands that derive passkeys.
+func passkeyFlags() []cli.Flag {
+	return append(dbFlags(), keyFlags(func(name string) bool {
+		return name == "torrent-pass-private-key" || name == "listen-port"
+	})...)
+}
+
+// keyFlags are the configuration flags whose names keep says to keep.
+// Flags not defined on a command are simply not set there, so
+// config.LoadSources reads the rest from the file and environment only.
+func keyFlags(keep func(name string) bool) []cli.Flag {
+	var out []cli.Flag
+	for _, f := range config.Flags() {
+		if keep(f.Names()[0]) {
+			out = append(out, f)
+		}
+	}
+	return out
 }

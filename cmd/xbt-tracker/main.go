@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/urfave/cli/v2"
 )
 
@@ -26,10 +28,23 @@ func main() {
 func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
 	app := newApp(environ, stdout, stderr)
 	if err := app.RunContext(ctx, positionalLast(args)); err != nil {
-		fmt.Fprintf(stderr, "xbt-tracker: %v\n", err)
+		fmt.Fprintf(stderr, "xbt-tracker: %v\n", withHint(err))
 		return 1
 	}
 	return 0
+}
+
+// errNoSuchTable is MySQL's ER_NO_SUCH_TABLE.
+const errNoSuchTable = 1146
+
+// withHint adds what to do to an error that alone does not say it: a
+// missing table (an unmigrated database) names `xbt-tracker migrate up`.
+func withHint(err error) error {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) && me.Number == errNoSuchTable && !strings.Contains(err.Error(), "migrate up") {
+		return fmt.Errorf("%w: the database has no xbt_* tables yet (or lacks this one): run \"xbt-tracker migrate up\" (docs/ADOPTING.md for an existing XBT database)", err)
+	}
+	return err
 }
 
 func newApp(environ []string, stdout, stderr io.Writer) *cli.App {

@@ -23,7 +23,7 @@ func (e *env) migrateCommand() *cli.Command {
 			{
 				Name:  "up",
 				Usage: "apply every pending migration",
-				Flags: append(dbFlags(), &cli.BoolFlag{Name: "create-database", Usage: "create the dsn's database first if it does not exist"}),
+				Flags: append(connFlags(), &cli.BoolFlag{Name: "create-database", Usage: "create the dsn's database first if it does not exist"}),
 				Action: func(c *cli.Context) error {
 					if c.Bool("create-database") {
 						_, cfg, err := e.operatorConfig(c)
@@ -57,7 +57,7 @@ func (e *env) migrateCommand() *cli.Command {
 			{
 				Name:  "down",
 				Usage: "roll back the latest migration, or every migration above --to",
-				Flags: append(dbFlags(), &cli.StringFlag{Name: "to", Usage: "roll back down to this version (0 = everything)"}),
+				Flags: append(connFlags(), &cli.StringFlag{Name: "to", Usage: "roll back down to this version (0 = everything)"}),
 				Action: e.withDBAction(func(c *cli.Context, db *gosql.DB) error {
 					if !c.IsSet("to") {
 						r, err := migrations.Down(c.Context, db)
@@ -78,7 +78,7 @@ func (e *env) migrateCommand() *cli.Command {
 			{
 				Name:  "status",
 				Usage: "list every migration and whether it is applied",
-				Flags: dbFlags(),
+				Flags: connFlags(),
 				Action: e.withDBAction(func(c *cli.Context, db *gosql.DB) error {
 					st, err := migrations.Status(c.Context, db)
 					if err != nil {
@@ -98,7 +98,7 @@ func (e *env) migrateCommand() *cli.Command {
 			{
 				Name:  "version",
 				Usage: "print the current schema version",
-				Flags: dbFlags(),
+				Flags: connFlags(),
 				Action: e.withDBAction(func(c *cli.Context, db *gosql.DB) error {
 					v, err := migrations.Version(c.Context, db)
 					if err != nil {

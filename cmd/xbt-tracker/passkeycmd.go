@@ -26,7 +26,7 @@ func (e *env) passkeyCommand() *cli.Command {
 				Name:      "url",
 				Usage:     "print a user's announce URL for one torrent",
 				ArgsUsage: " ",
-				Flags: append(dbFlags(), hashFlag, versionFlag,
+				Flags: append(passkeyFlags(), hashFlag, versionFlag,
 					&cli.StringFlag{Name: "uid", Usage: "the user's uid", Required: true},
 					&cli.StringFlag{Name: "base", Usage: "the tracker's public base URL (default http://127.0.0.1:<first listen_port>)"},
 				),
@@ -56,7 +56,7 @@ func (e *env) passkeyCommand() *cli.Command {
 				Name:      "check",
 				Usage:     "say whose a passkey is and whether it is valid for a torrent",
 				ArgsUsage: "<passkey>",
-				Flags:     append(dbFlags(), hashFlag, versionFlag),
+				Flags:     append(passkeyFlags(), hashFlag, versionFlag),
 				Action: func(c *cli.Context) error {
 					pk := c.Args().First()
 					if len(pk) != passkey.Len {

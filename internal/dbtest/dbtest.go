@@ -44,9 +44,18 @@ func DSNFor(base, dbName string) (string, error) {
 // test server and returns an open pool on it together with its DSN. The pool
 // is closed and the database dropped in t.Cleanup.
 //
-// If the server cannot be reached the test is skipped, unless the CI
-// environment variable is non-empty, in which case it fails.
+// With -short the test is skipped. If the server cannot be reached the test
+// is skipped, unless the CI environment variable is non-empty, in which case
+// it fails.
 func New(t testing.TB) (db *sql.DB, dsn string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("needs MariaDB: skipped with -short (make test-unit)")
+	}
+	return newDB(t)
+}
+
+func newDB(t testing.TB) (db *sql.DB, dsn string) {
 	t.Helper()
 	base := BaseDSN()
 	serverDSN, err := DSNFor(base, "")

@@ -101,9 +101,25 @@ func runNew(tb *fakeTB) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		New(tb)
+		newDB(tb) // New's server handling, whether or not -short is set
 	}()
 	<-done
+}
+
+func TestShortSkips(t *testing.T) {
+	if !testing.Short() {
+		t.Skip("checks the -short behaviour")
+	}
+	f := &fakeTB{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		New(f)
+	}()
+	<-done
+	if f.fatal != "" || !strings.Contains(f.skip, "-short") {
+		t.Fatalf("with -short: skip=%q fatal=%q", f.skip, f.fatal)
+	}
 }
 
 func TestUnreachableServer(t *testing.T) {

@@ -66,6 +66,13 @@ type SetupStats struct {
 // info_hash BenchHash(fid), added with INSERT IGNORE ... SELECT (rows that
 // exist are kept, so it can be run again), and a torrent_pass_private_key
 // if there is none.
+//
+// Setup uses the classic table names on purpose, not the table_* settings:
+// the migrations it runs create the classic XBT schema under those names
+// (they take no table names), so only there are the tables it fills sure to
+// exist with the columns it writes; and renamed tables belong to an adopted
+// site's catalog, which a benchmark must not fill with synthetic users and
+// torrents. Reading a world from such a catalog is LoadWorldNamed's job.
 func Setup(ctx context.Context, db *gosql.DB, users, torrents int) (SetupStats, error) {
 	t0 := time.Now()
 	var st SetupStats
@@ -91,26 +98,38 @@ func Setup(ctx context.Context, db *gosql.DB, users, torrents int) (SetupStats, 
 	return st, err
 }
 
-// LoadWorld reads the secret (torrent_pass_private_key, unless secret is
-// given), up to users users who may leech freely (can_leech 1, no wait
-// time, no limits; lowest uids first) and up to torrents torrents (not
-// flagged deleted; lowest fids first).
+// LoadWorld is LoadWorldNamed with the classic XBT names (a database
+// Setup made).
 func LoadWorld(ctx context.Context, db *gosql.DB, users, torrents int, secret string) (*World, error) {
+	return LoadWorldNamed(ctx, db, xsql.DefaultNames(), users, torrents, secret)
+}
+
+// LoadWorldNamed reads the secret (torrent_pass_private_key in n.Config,
+// unless secret is given), up to users users of n.Users who may leech
+// freely (can_leech 1, no wait time, no limits; lowest n.UsersUID first)
+// and up to torrents torrents of n.Files (not flagged deleted; lowest
+// n.FilesFid first): the table_* settings of the tracker under test.
+func LoadWorldNamed(ctx context.Context, db *gosql.DB, n xsql.Names, users, torrents int, secret string) (*World, error) {
+	if err := n.Validate(); err != nil {
+		return nil, err
+	}
+	q := func(ident string) string { return "`" + ident + "`" } // valid identifiers: no backquote
+	cfg, usersT, uid, files, fid := q(n.Config), q(n.Users), q(n.UsersUID), q(n.Files), q(n.FilesFid)
 	w := &World{Secret: secret}
 	if w.Secret == "" {
-		err := db.QueryRowContext(ctx, "SELECT value FROM xbt_config WHERE name = 'torrent_pass_private_key'").Scan(&w.Secret)
+		err := db.QueryRowContext(ctx, "SELECT value FROM "+cfg+" WHERE name = 'torrent_pass_private_key'").Scan(&w.Secret)
 		if err == gosql.ErrNoRows || (err == nil && w.Secret == "") {
-			return nil, fmt.Errorf("xbt_config has no torrent_pass_private_key: run with --setup, start the tracker once, or pass --secret")
+			return nil, fmt.Errorf("%s has no torrent_pass_private_key: run with --setup, start the tracker once, or pass --secret", n.Config)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("read torrent_pass_private_key: %w", err)
 		}
 	}
-	rows, err := db.QueryContext(ctx, "SELECT uid, torrent_pass_version FROM xbt_users "+
-		"WHERE can_leech = 1 AND wait_time = 0 AND peers_limit = 0 AND torrents_limit = 0 ORDER BY uid LIMIT ?", users)
+	rows, err := db.QueryContext(ctx, "SELECT "+uid+", torrent_pass_version FROM "+usersT+
+		" WHERE can_leech = 1 AND wait_time = 0 AND peers_limit = 0 AND torrents_limit = 0 ORDER BY "+uid+" LIMIT ?", users)
 	if err != nil {
 		// A catalog without the optional limit columns.
-		rows, err = db.QueryContext(ctx, "SELECT uid, torrent_pass_version FROM xbt_users WHERE can_leech = 1 ORDER BY uid LIMIT ?", users)
+		rows, err = db.QueryContext(ctx, "SELECT "+uid+", torrent_pass_version FROM "+usersT+" WHERE can_leech = 1 ORDER BY "+uid+" LIMIT ?", users)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read users: %w", err)
@@ -128,7 +147,7 @@ func LoadWorld(ctx context.Context, db *gosql.DB, users, torrents int, secret st
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	rows, err = db.QueryContext(ctx, "SELECT info_hash FROM xbt_files WHERE flags & 1 = 0 ORDER BY fid LIMIT ?", torrents)
+	rows, err = db.QueryContext(ctx, "SELECT info_hash FROM "+files+" WHERE flags & 1 = 0 ORDER BY "+fid+" LIMIT ?", torrents)
 	if err != nil {
 		return nil, fmt.Errorf("read torrents: %w", err)
 	}

@@ -10,9 +10,9 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/xbt-tracker/xbt-tracker/internal/conformance"
 	"github.com/xbt-tracker/xbt-tracker/passkey"
 	"github.com/xbt-tracker/xbt-tracker/tracker"
-	"github.com/xbt-tracker/xbt-tracker/tracker/conformance"
 	"github.com/xbt-tracker/xbt-tracker/tracker/httpfront"
 )
 

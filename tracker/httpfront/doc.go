@@ -4,7 +4,7 @@
 // and writes XBT-compatible bencoded answers. On Linux, TCP listeners are
 // served by epoll event loops (eventloop_linux.go); otherwise, or with
 // Config.GoroutinePerConn, each connection gets its own goroutine
-// (server.go). Both share the request handling.
+// (conn.go). Both share the request handling (handler.go).
 //
 // The pieces are usable on their own: ReadRequest reads a request head,
 // ParseAnnounce/ParseAnnounceExtras and ParseScrape decode query strings,

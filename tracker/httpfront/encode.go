@@ -29,7 +29,7 @@ func AppendFailure(dst []byte, msg string) []byte {
 // no peer ids. It allocates only when dst must grow.
 func AppendAnnounce(dst []byte, r *tracker.AnnounceResult, compact, noPeerID bool) []byte {
 	if r.Failure != "" {
-		return AppendFailure(dst, r.Failure)
+		return AppendFailure(dst, string(r.Failure))
 	}
 	dst = append(dst, "d8:completei"...)
 	dst = strconv.AppendInt(dst, int64(r.Complete), 10)
@@ -102,7 +102,7 @@ func appendPeerDict(dst []byte, ip netip.Addr, port []byte, id *tracker.PeerID) 
 // writes a repeated info_hash once. It allocates only when dst must grow.
 func AppendScrape(dst []byte, r *tracker.ScrapeResult) []byte {
 	if r.Failure != "" {
-		return AppendFailure(dst, r.Failure)
+		return AppendFailure(dst, string(r.Failure))
 	}
 	files := r.Files
 	if !slices.IsSortedFunc(files, compareScrapeFiles) {

@@ -5,15 +5,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/xbt-tracker/xbt-tracker/internal/conformance"
 	"github.com/xbt-tracker/xbt-tracker/tracker"
-	"github.com/xbt-tracker/xbt-tracker/tracker/conformance"
 	"github.com/xbt-tracker/xbt-tracker/tracker/httpfront"
 )
 
 func id(s string) tracker.PeerID { return tracker.PeerID([]byte(s)) }
 
 func TestAppendFailure(t *testing.T) {
-	got := string(httpfront.AppendFailure([]byte("x"), tracker.ErrUnregisteredTorrentPass))
+	got := string(httpfront.AppendFailure([]byte("x"), string(tracker.ErrUnregisteredTorrentPass)))
 	if want := "xd14:failure reason25:unregistered torrent passe"; got != want {
 		t.Errorf("%q\nwant %q", got, want)
 	}

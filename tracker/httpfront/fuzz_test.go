@@ -143,7 +143,7 @@ func FuzzParseScrape(f *testing.F) {
 	f.Fuzz(func(t *testing.T, q []byte) {
 		hs, err := ParseScrape(q, nil)
 		if err != nil {
-			if err != ErrInvalidInfoHash {
+			if err != tracker.ErrInvalidInfoHash {
 				t.Fatalf("unexpected error %v", err)
 			}
 			return

@@ -17,9 +17,9 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/xbt-tracker/xbt-tracker/internal/conformance"
 	"github.com/xbt-tracker/xbt-tracker/passkey"
 	"github.com/xbt-tracker/xbt-tracker/tracker"
-	"github.com/xbt-tracker/xbt-tracker/tracker/conformance"
 	"github.com/xbt-tracker/xbt-tracker/tracker/httpfront"
 )
 

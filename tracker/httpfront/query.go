@@ -1,30 +1,10 @@
 package httpfront
 
 import (
-	"errors"
 	"net/netip"
 	"unsafe"
 
 	"github.com/xbt-tracker/xbt-tracker/tracker"
-)
-
-// Query errors. Their text is the bencoded failure reason a client sees, so
-// it names the parameter at fault.
-var (
-	ErrMissingInfoHash   = errors.New("missing info_hash")
-	ErrInvalidInfoHash   = errors.New("invalid info_hash")
-	ErrMissingPeerID     = errors.New("missing peer_id")
-	ErrInvalidPeerID     = errors.New("invalid peer_id")
-	ErrMissingPort       = errors.New("missing port")
-	ErrInvalidPort       = errors.New("invalid port")
-	ErrMissingUploaded   = errors.New("missing uploaded")
-	ErrInvalidUploaded   = errors.New("invalid uploaded")
-	ErrMissingDownloaded = errors.New("missing downloaded")
-	ErrInvalidDownloaded = errors.New("invalid downloaded")
-	ErrMissingLeft       = errors.New("missing left")
-	ErrInvalidLeft       = errors.New("invalid left")
-	ErrInvalidEvent      = errors.New("invalid event")
-	ErrInvalidNumWant    = errors.New("invalid numwant")
 )
 
 // NumWantCap is the largest numwant ParseAnnounce passes on; larger values
@@ -143,34 +123,34 @@ func ParseAnnounceExtras(query []byte, a *tracker.Announce, ex *AnnounceExtras) 
 		switch bit {
 		case seenInfoHash:
 			if !decode20(value, (*[20]byte)(&a.InfoHash)) {
-				return ErrInvalidInfoHash
+				return tracker.ErrInvalidInfoHash
 			}
 		case seenPeerID:
 			if !decode20(value, (*[20]byte)(&a.PeerID)) {
-				return ErrInvalidPeerID
+				return tracker.ErrInvalidPeerID
 			}
 		case seenPort:
 			n, ok := parseDecimal(value)
 			if !ok || n > 65535 {
-				return ErrInvalidPort
+				return tracker.ErrInvalidPort
 			}
 			a.Port = uint16(n)
 		case seenUploaded:
 			n, ok := parseDecimal(value)
 			if !ok {
-				return ErrInvalidUploaded
+				return tracker.ErrInvalidUploaded
 			}
 			a.Uploaded = n
 		case seenDownloaded:
 			n, ok := parseDecimal(value)
 			if !ok {
-				return ErrInvalidDownloaded
+				return tracker.ErrInvalidDownloaded
 			}
 			a.Downloaded = n
 		case seenLeft:
 			n, ok := parseDecimal(value)
 			if !ok {
-				return ErrInvalidLeft
+				return tracker.ErrInvalidLeft
 			}
 			a.Left = n
 		case seenEvent:
@@ -186,12 +166,12 @@ func ParseAnnounceExtras(query []byte, a *tracker.Announce, ex *AnnounceExtras) 
 			case "paused":
 				a.Event = tracker.EventPaused
 			default:
-				return ErrInvalidEvent
+				return tracker.ErrInvalidEvent
 			}
 		case seenNumWant:
 			n, ok := parseNumWant(value)
 			if !ok {
-				return ErrInvalidNumWant
+				return tracker.ErrInvalidNumWant
 			}
 			a.NumWant = n
 		case seenCompact:
@@ -212,17 +192,17 @@ func ParseAnnounceExtras(query []byte, a *tracker.Announce, ex *AnnounceExtras) 
 	}
 	switch {
 	case seen&seenInfoHash == 0:
-		return ErrMissingInfoHash
+		return tracker.ErrMissingInfoHash
 	case seen&seenPeerID == 0:
-		return ErrMissingPeerID
+		return tracker.ErrMissingPeerID
 	case seen&seenPort == 0:
-		return ErrMissingPort
+		return tracker.ErrMissingPort
 	case seen&seenUploaded == 0:
-		return ErrMissingUploaded
+		return tracker.ErrMissingUploaded
 	case seen&seenDownloaded == 0:
-		return ErrMissingDownloaded
+		return tracker.ErrMissingDownloaded
 	case seen&seenLeft == 0:
-		return ErrMissingLeft
+		return tracker.ErrMissingLeft
 	}
 	if ex != nil {
 		ex.Compact, ex.NoPeerID = compact, noPeerID
@@ -249,7 +229,7 @@ func ParseScrape(query []byte, dst []tracker.InfoHash) ([]tracker.InfoHash, erro
 		}
 		var h tracker.InfoHash
 		if !decode20(kv[eq+1:], (*[20]byte)(&h)) {
-			return dst, ErrInvalidInfoHash
+			return dst, tracker.ErrInvalidInfoHash
 		}
 		dst = append(dst, h)
 	}

@@ -166,7 +166,7 @@ func TestParseAnnounce(t *testing.T) {
 			}
 		}},
 		{"event blank", okQuery + "&event=", nil, nil},
-		{"event unknown", okQuery + "&event=start", ErrInvalidEvent, nil},
+		{"event unknown", okQuery + "&event=start", tracker.ErrInvalidEvent, nil},
 		{"dict form", okQuery + "&compact=0", nil, func(t *testing.T, a *tracker.Announce, ex *AnnounceExtras) {
 			if ex.Compact || !a.WantPeerID || ex.NoPeerID {
 				t.Errorf("%+v %+v", a, ex)
@@ -202,8 +202,8 @@ func TestParseAnnounce(t *testing.T) {
 				t.Error(a.NumWant)
 			}
 		}},
-		{"numwant garbage", okQuery + "&numwant=ten", ErrInvalidNumWant, nil},
-		{"numwant minus alone", okQuery + "&numwant=-", ErrInvalidNumWant, nil},
+		{"numwant garbage", okQuery + "&numwant=ten", tracker.ErrInvalidNumWant, nil},
+		{"numwant minus alone", okQuery + "&numwant=-", tracker.ErrInvalidNumWant, nil},
 		{"ip v4", okQuery + "&ip=10.1.2.3", nil, func(t *testing.T, _ *tracker.Announce, ex *AnnounceExtras) {
 			if ex.IP != netip.MustParseAddr("10.1.2.3") {
 				t.Error(ex.IP)
@@ -238,28 +238,28 @@ func TestParseAnnounce(t *testing.T) {
 				}
 			}},
 
-		{"empty", "", ErrMissingInfoHash, nil},
-		{"missing info_hash", strings.Replace(okQuery, "info_hash", "infohash", 1), ErrMissingInfoHash, nil},
-		{"short info_hash", strings.Replace(okQuery, "aaaaaaaaaaaaaaaaaaaa", "aaaaaaaaaaaaaaaaaaa", 1), ErrInvalidInfoHash, nil},
-		{"long info_hash", strings.Replace(okQuery, "aaaaaaaaaaaaaaaaaaaa", "aaaaaaaaaaaaaaaaaaaaa", 1), ErrInvalidInfoHash, nil},
-		{"bad escape", strings.Replace(okQuery, "aaaaaaaaaaaaaaaaaaaa", "%zzaaaaaaaaaaaaaaaaaaa", 1), ErrInvalidInfoHash, nil},
-		{"truncated escape", strings.Replace(okQuery, "info_hash=aaaaaaaaaaaaaaaaaaaa", "info_hash=aaaaaaaaaaaaaaaaaaa%a", 1), ErrInvalidInfoHash, nil},
-		{"empty info_hash", strings.Replace(okQuery, "aaaaaaaaaaaaaaaaaaaa", "", 1), ErrInvalidInfoHash, nil},
-		{"missing peer_id", strings.Replace(okQuery, "peer_id=bbbbbbbbbbbbbbbbbbbb&", "", 1), ErrMissingPeerID, nil},
-		{"short peer_id", strings.Replace(okQuery, "bbbbbbbbbbbbbbbbbbbb", "bbbb", 1), ErrInvalidPeerID, nil},
-		{"missing port", strings.Replace(okQuery, "port=6881&", "", 1), ErrMissingPort, nil},
-		{"port too big", strings.Replace(okQuery, "port=6881", "port=65536", 1), ErrInvalidPort, nil},
-		{"port negative", strings.Replace(okQuery, "port=6881", "port=-1", 1), ErrInvalidPort, nil},
-		{"port empty", strings.Replace(okQuery, "port=6881", "port=", 1), ErrInvalidPort, nil},
-		{"port garbage", strings.Replace(okQuery, "port=6881", "port=68a1", 1), ErrInvalidPort, nil},
-		{"missing uploaded", strings.Replace(okQuery, "uploaded=1&", "", 1), ErrMissingUploaded, nil},
-		{"uploaded negative", strings.Replace(okQuery, "uploaded=1", "uploaded=-1", 1), ErrInvalidUploaded, nil},
-		{"uploaded overflow", strings.Replace(okQuery, "uploaded=1", "uploaded=18446744073709551616", 1), ErrInvalidUploaded, nil},
-		{"uploaded plus sign", strings.Replace(okQuery, "uploaded=1", "uploaded=+1", 1), ErrInvalidUploaded, nil},
-		{"missing downloaded", strings.Replace(okQuery, "downloaded=2&", "", 1), ErrMissingDownloaded, nil},
-		{"downloaded garbage", strings.Replace(okQuery, "downloaded=2", "downloaded=2.5", 1), ErrInvalidDownloaded, nil},
-		{"missing left", strings.Replace(okQuery, "&left=3", "", 1), ErrMissingLeft, nil},
-		{"left garbage", strings.Replace(okQuery, "left=3", "left=x", 1), ErrInvalidLeft, nil},
+		{"empty", "", tracker.ErrMissingInfoHash, nil},
+		{"missing info_hash", strings.Replace(okQuery, "info_hash", "infohash", 1), tracker.ErrMissingInfoHash, nil},
+		{"short info_hash", strings.Replace(okQuery, "aaaaaaaaaaaaaaaaaaaa", "aaaaaaaaaaaaaaaaaaa", 1), tracker.ErrInvalidInfoHash, nil},
+		{"long info_hash", strings.Replace(okQuery, "aaaaaaaaaaaaaaaaaaaa", "aaaaaaaaaaaaaaaaaaaaa", 1), tracker.ErrInvalidInfoHash, nil},
+		{"bad escape", strings.Replace(okQuery, "aaaaaaaaaaaaaaaaaaaa", "%zzaaaaaaaaaaaaaaaaaaa", 1), tracker.ErrInvalidInfoHash, nil},
+		{"truncated escape", strings.Replace(okQuery, "info_hash=aaaaaaaaaaaaaaaaaaaa", "info_hash=aaaaaaaaaaaaaaaaaaa%a", 1), tracker.ErrInvalidInfoHash, nil},
+		{"empty info_hash", strings.Replace(okQuery, "aaaaaaaaaaaaaaaaaaaa", "", 1), tracker.ErrInvalidInfoHash, nil},
+		{"missing peer_id", strings.Replace(okQuery, "peer_id=bbbbbbbbbbbbbbbbbbbb&", "", 1), tracker.ErrMissingPeerID, nil},
+		{"short peer_id", strings.Replace(okQuery, "bbbbbbbbbbbbbbbbbbbb", "bbbb", 1), tracker.ErrInvalidPeerID, nil},
+		{"missing port", strings.Replace(okQuery, "port=6881&", "", 1), tracker.ErrMissingPort, nil},
+		{"port too big", strings.Replace(okQuery, "port=6881", "port=65536", 1), tracker.ErrInvalidPort, nil},
+		{"port negative", strings.Replace(okQuery, "port=6881", "port=-1", 1), tracker.ErrInvalidPort, nil},
+		{"port empty", strings.Replace(okQuery, "port=6881", "port=", 1), tracker.ErrInvalidPort, nil},
+		{"port garbage", strings.Replace(okQuery, "port=6881", "port=68a1", 1), tracker.ErrInvalidPort, nil},
+		{"missing uploaded", strings.Replace(okQuery, "uploaded=1&", "", 1), tracker.ErrMissingUploaded, nil},
+		{"uploaded negative", strings.Replace(okQuery, "uploaded=1", "uploaded=-1", 1), tracker.ErrInvalidUploaded, nil},
+		{"uploaded overflow", strings.Replace(okQuery, "uploaded=1", "uploaded=18446744073709551616", 1), tracker.ErrInvalidUploaded, nil},
+		{"uploaded plus sign", strings.Replace(okQuery, "uploaded=1", "uploaded=+1", 1), tracker.ErrInvalidUploaded, nil},
+		{"missing downloaded", strings.Replace(okQuery, "downloaded=2&", "", 1), tracker.ErrMissingDownloaded, nil},
+		{"downloaded garbage", strings.Replace(okQuery, "downloaded=2", "downloaded=2.5", 1), tracker.ErrInvalidDownloaded, nil},
+		{"missing left", strings.Replace(okQuery, "&left=3", "", 1), tracker.ErrMissingLeft, nil},
+		{"left garbage", strings.Replace(okQuery, "left=3", "left=x", 1), tracker.ErrInvalidLeft, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -309,8 +309,8 @@ func TestParseScrape(t *testing.T) {
 		{"info_hash=aaaaaaaaaaaaaaaaaaaa", []tracker.InfoHash{h('a')}, nil},
 		{"info_hash=aaaaaaaaaaaaaaaaaaaa&x=1&info_hash=%62bbbbbbbbbbbbbbbbbbb&info_hash=aaaaaaaaaaaaaaaaaaaa",
 			[]tracker.InfoHash{h('a'), h('b'), h('a')}, nil},
-		{"info_hash=aaaa", nil, ErrInvalidInfoHash},
-		{"info_hash=aaaaaaaaaaaaaaaaaaaa&info_hash=%gaaaaaaaaaaaaaaaaaaa", nil, ErrInvalidInfoHash},
+		{"info_hash=aaaa", nil, tracker.ErrInvalidInfoHash},
+		{"info_hash=aaaaaaaaaaaaaaaaaaaa&info_hash=%gaaaaaaaaaaaaaaaaaaa", nil, tracker.ErrInvalidInfoHash},
 		{"info_hash", nil, nil}, // no '=': not an info_hash parameter
 	}
 	for _, tt := range tests {

@@ -21,9 +21,9 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/xbt-tracker/xbt-tracker/internal/conformance"
 	"github.com/xbt-tracker/xbt-tracker/passkey"
 	"github.com/xbt-tracker/xbt-tracker/tracker"
-	"github.com/xbt-tracker/xbt-tracker/tracker/conformance"
 	"github.com/xbt-tracker/xbt-tracker/tracker/httpfront"
 )
 
@@ -669,13 +669,22 @@ func testShutdownDeadline(t *testing.T, m mode) {
 	trk := newTracker(t, nil)
 	release := make(chan struct{})
 	defer close(release)
+	inFlight := make(chan struct{}, 1)
 	ts := startServer(t, m, trk, httpfront.Config{Status: func() httpfront.StatusInfo {
+		select {
+		case inFlight <- struct{}{}:
+		default:
+		}
 		<-release
 		return httpfront.StatusInfo{}
 	}})
 	busy := ts.dial(t)
 	busy.send("GET /statistics HTTP/1.1\r\n\r\n")
-	time.Sleep(50 * time.Millisecond)
+	select { // the request is being served: Shutdown has something to wait for
+	case <-inFlight:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the /statistics request never reached its handler")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	if err := ts.srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {

@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
+	cf "github.com/xbt-tracker/xbt-tracker/internal/conformance"
 	"github.com/xbt-tracker/xbt-tracker/passkey"
 	"github.com/xbt-tracker/xbt-tracker/tracker"
-	cf "github.com/xbt-tracker/xbt-tracker/tracker/conformance"
 )
 
 // fakeClock is a settable clock for Config.Now.

@@ -4,8 +4,8 @@ import (
 	"errors"
 	"testing"
 
+	cf "github.com/xbt-tracker/xbt-tracker/internal/conformance"
 	"github.com/xbt-tracker/xbt-tracker/tracker"
-	cf "github.com/xbt-tracker/xbt-tracker/tracker/conformance"
 )
 
 // The shared suite through real UDP packets to a Server on 127.0.0.1 and

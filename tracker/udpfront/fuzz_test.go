@@ -7,8 +7,8 @@ import (
 	"slices"
 	"testing"
 
+	cf "github.com/xbt-tracker/xbt-tracker/internal/conformance"
 	"github.com/xbt-tracker/xbt-tracker/tracker"
-	cf "github.com/xbt-tracker/xbt-tracker/tracker/conformance"
 )
 
 func seedPackets(f *testing.F) {

@@ -44,19 +44,13 @@ const (
 // data beyond it is ignored (a passkey path is 42 bytes).
 const MaxURLData = 1024
 
-// Parse errors. Those of an announce are the error message a client with a
+// Parse errors of packets dropped without an answer. ParsePacket's other
+// errors are tracker.Failure values: the error message a client with a
 // valid connection id gets, worded as the HTTP frontend words them.
 var (
 	ErrShort         = errors.New("packet shorter than 16 bytes")
 	ErrBadMagic      = errors.New("connect without the protocol id")
 	ErrUnknownAction = errors.New("unknown action")
-	ErrTruncated     = errors.New("invalid announce: truncated")
-	ErrBadOptions    = errors.New("invalid announce: malformed options")
-	ErrNoInfoHash    = errors.New("missing info_hash")
-	ErrInvalidEvent  = errors.New("invalid event")
-	ErrUploaded      = errors.New("invalid uploaded")
-	ErrDownloaded    = errors.New("invalid downloaded")
-	ErrLeft          = errors.New("invalid left")
 )
 
 // Request is one parsed request packet. A Request is reused between packets:
@@ -102,14 +96,15 @@ func (r *Request) reset() {
 //     option list: 0x0 ends it, 0x1 is one byte of padding, 0x2 (URLData)
 //     and every other type have a length byte and that many bytes of data
 //     (unknown types are skipped, as BEP 41 lets a tracker do). An option
-//     running past the packet's end is ErrBadOptions; the packet's end
-//     without 0x0 ends the list (libtorrent sends no 0x0).
+//     running past the packet's end is tracker.ErrMalformedOptions; the
+//     packet's end without 0x0 ends the list (libtorrent sends no 0x0).
 //   - event is 0 none, 1 completed, 2 started, 3 stopped; another value is
-//     ErrInvalidEvent. downloaded, left and uploaded are signed 64-bit in
-//     BEP 15: negative values are refused, as the HTTP frontend refuses them.
+//     tracker.ErrInvalidEvent. downloaded, left and uploaded are signed
+//     64-bit in BEP 15: negative values are refused (tracker.ErrInvalid*),
+//     as the HTTP frontend refuses them.
 //     num_want < 0 is the default (-1).
 //   - A scrape holds whole 20-byte hashes after the header (bytes that do not
-//     make up a whole hash are ignored); none is ErrNoInfoHash.
+//     make up a whole hash are ignored); none is tracker.ErrMissingInfoHash.
 //   - Another action is ErrUnknownAction (after the header was decoded, so
 //     the caller knows the transaction id).
 func ParsePacket(pkt []byte, r *Request) error {
@@ -131,7 +126,7 @@ func ParsePacket(pkt []byte, r *Request) error {
 	case ActionScrape:
 		n := (len(pkt) - HeaderSize) / 20
 		if n == 0 {
-			return ErrNoInfoHash
+			return tracker.ErrMissingInfoHash
 		}
 		for i := range n {
 			off := HeaderSize + i*20
@@ -144,7 +139,7 @@ func ParsePacket(pkt []byte, r *Request) error {
 
 func parseAnnounce(pkt []byte, r *Request) error {
 	if len(pkt) < AnnounceSize {
-		return ErrTruncated
+		return tracker.ErrTruncatedAnnounce
 	}
 	r.InfoHash = tracker.InfoHash(pkt[16:36])
 	r.PeerID = tracker.PeerID(pkt[36:56])
@@ -172,15 +167,15 @@ func parseAnnounce(pkt []byte, r *Request) error {
 	case 3:
 		r.Event = tracker.EventStopped
 	default:
-		return ErrInvalidEvent
+		return tracker.ErrInvalidEvent
 	}
 	switch {
 	case r.Uploaded > math.MaxInt64:
-		return ErrUploaded
+		return tracker.ErrInvalidUploaded
 	case r.Downloaded > math.MaxInt64:
-		return ErrDownloaded
+		return tracker.ErrInvalidDownloaded
 	case r.Left > math.MaxInt64:
-		return ErrLeft
+		return tracker.ErrInvalidLeft
 	}
 	return nil
 }
@@ -198,11 +193,11 @@ func parseOptions(opts []byte, r *Request) error {
 			continue
 		}
 		if i+1 >= len(opts) {
-			return ErrBadOptions
+			return tracker.ErrMalformedOptions
 		}
 		n := int(opts[i+1])
 		if i+2+n > len(opts) {
-			return ErrBadOptions
+			return tracker.ErrMalformedOptions
 		}
 		if opts[i] == optURLData {
 			data := opts[i+2 : i+2+n]
@@ -266,7 +261,7 @@ func AppendError(dst []byte, tid uint32, msg string) []byte {
 // an error answer.
 func AppendAnnounce(dst []byte, tid uint32, r *tracker.AnnounceResult, ipv6 bool, maxPeers int) []byte {
 	if r.Failure != "" {
-		return AppendError(dst, tid, r.Failure)
+		return AppendError(dst, tid, string(r.Failure))
 	}
 	dst = binary.BigEndian.AppendUint32(dst, ActionAnnounce)
 	dst = binary.BigEndian.AppendUint32(dst, tid)
@@ -287,7 +282,7 @@ func AppendAnnounce(dst []byte, tid uint32, r *tracker.AnnounceResult, ipv6 bool
 // returns them). A failure is appended as an error answer.
 func AppendScrape(dst []byte, tid uint32, hashes []tracker.InfoHash, r *tracker.ScrapeResult) []byte {
 	if r.Failure != "" {
-		return AppendError(dst, tid, r.Failure)
+		return AppendError(dst, tid, string(r.Failure))
 	}
 	dst = binary.BigEndian.AppendUint32(dst, ActionScrape)
 	dst = binary.BigEndian.AppendUint32(dst, tid)

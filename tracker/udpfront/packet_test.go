@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	cf "github.com/xbt-tracker/xbt-tracker/internal/conformance"
 	"github.com/xbt-tracker/xbt-tracker/tracker"
-	cf "github.com/xbt-tracker/xbt-tracker/tracker/conformance"
 )
 
 const testPK = "0000000174b2c05f1a760db474cd76fa"
@@ -72,18 +72,18 @@ func TestParseErrors(t *testing.T) {
 	}{
 		{"empty", nil, ErrShort},
 		{"15 bytes", ok[:15], ErrShort},
-		{"truncated announce", ok[:97], ErrTruncated},
+		{"truncated announce", ok[:97], tracker.ErrTruncatedAnnounce},
 		{"bad magic", badMagic, ErrBadMagic},
 		{"unknown action", unknown, ErrUnknownAction},
-		{"invalid event", event, ErrInvalidEvent},
-		{"negative downloaded", neg(56), ErrDownloaded},
-		{"negative left", neg(64), ErrLeft},
-		{"negative uploaded", neg(72), ErrUploaded},
-		{"option without length", append(bytes.Clone(ok), optURLData), ErrBadOptions},
-		{"unknown option without length", append(bytes.Clone(ok), 0x42), ErrBadOptions},
-		{"URLData past the end", append(bytes.Clone(ok), optURLData, 3, 'a', 'b'), ErrBadOptions},
-		{"empty scrape", scrapePacket(1, 1), ErrNoInfoHash},
-		{"scrape of 19 bytes", append(scrapePacket(1, 1), make([]byte, 19)...), ErrNoInfoHash},
+		{"invalid event", event, tracker.ErrInvalidEvent},
+		{"negative downloaded", neg(56), tracker.ErrInvalidDownloaded},
+		{"negative left", neg(64), tracker.ErrInvalidLeft},
+		{"negative uploaded", neg(72), tracker.ErrInvalidUploaded},
+		{"option without length", append(bytes.Clone(ok), optURLData), tracker.ErrMalformedOptions},
+		{"unknown option without length", append(bytes.Clone(ok), 0x42), tracker.ErrMalformedOptions},
+		{"URLData past the end", append(bytes.Clone(ok), optURLData, 3, 'a', 'b'), tracker.ErrMalformedOptions},
+		{"empty scrape", scrapePacket(1, 1), tracker.ErrMissingInfoHash},
+		{"scrape of 19 bytes", append(scrapePacket(1, 1), make([]byte, 19)...), tracker.ErrMissingInfoHash},
 	} {
 		var r Request
 		if err := ParsePacket(c.pkt, &r); err != c.err {
@@ -176,8 +176,8 @@ func TestAppendAnswers(t *testing.T) {
 	if got := AppendAnnounce(nil, 9, &r, false, 0); binary.BigEndian.Uint32(got[12:]) != 1<<31-1 {
 		t.Errorf("leechers not clamped: %x", got)
 	}
-	r.Failure = "access denied, wait time in effect"
-	if got := AppendAnnounce(nil, 9, &r, false, 100); !bytes.Equal(got, AppendError(nil, 9, r.Failure)) {
+	r.Failure = tracker.ErrWaitTime
+	if got := AppendAnnounce(nil, 9, &r, false, 100); !bytes.Equal(got, AppendError(nil, 9, string(r.Failure))) {
 		t.Errorf("failure %x", got)
 	}
 

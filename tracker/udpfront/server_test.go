@@ -15,8 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	cf "github.com/xbt-tracker/xbt-tracker/internal/conformance"
 	"github.com/xbt-tracker/xbt-tracker/tracker"
-	cf "github.com/xbt-tracker/xbt-tracker/tracker/conformance"
 )
 
 // env is a tracker holding the conformance fixtures (users 1 and 2,
@@ -85,9 +85,9 @@ func mustOK(t *testing.T, a answer) answer {
 	return a
 }
 
-func wantError(t *testing.T, a answer, msg string) {
+func wantError(t *testing.T, a answer, msg tracker.Failure) {
 	t.Helper()
-	if a.Action != ActionError || a.Error != msg {
+	if a.Action != ActionError || a.Error != string(msg) {
 		t.Errorf("answer action %d error %q, want error packet %q (raw %x)", a.Action, a.Error, msg, a.raw)
 	}
 }
@@ -256,13 +256,13 @@ func TestFailuresAreErrorPackets(t *testing.T) {
 	wantError(t, e.c4.announce(r), "invalid downloaded")
 	r = e.req(1, cf.H1, 7, 10)
 	r.Options = append(r.Options, optURLData, 200, 'x') // runs past the end
-	wantError(t, e.c4.announce(r), ErrBadOptions.Error())
+	wantError(t, e.c4.announce(r), tracker.ErrMalformedOptions)
 	tid := e.c4.nextTID()
 	ans, err := e.c4.roundTrip(announcePacket(e.c4.cid, tid, e.req(1, cf.H1, 7, 10))[:97], tid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantError(t, decode(t, ans, 6), ErrTruncated.Error())
+	wantError(t, decode(t, ans, 6), tracker.ErrTruncatedAnnounce)
 	tid = e.c4.nextTID()
 	ans, err = e.c4.roundTrip(scrapePacket(e.c4.cid, tid), tid)
 	if err != nil {

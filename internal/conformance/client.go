@@ -1,5 +1,5 @@
 // Package conformance is one table of tracker behaviours (XBT's announce and
-// scrape contract, see xbt-compat.md §4 and §6) run against any way of
+// scrape contract, see docs/XBT-COMPAT.md §4 and §6) run against any way of
 // talking to a tracker.Tracker: the Go API, the HTTP frontend and the UDP
 // frontend (tracker/udpfront's TestConformance). A frontend passes if a
 // client speaking its protocol gets the same answers as a client calling the

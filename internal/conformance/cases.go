@@ -408,12 +408,12 @@ var Cases = []Case{
 			e.MustAnnounce(e.Req(1, H1, 1, 0))
 			if e.Client.Supports(FeatureScrapePasskey) {
 				m := e.Scrape(ScrapeRequest{Passkey: badPasskey, InfoHashes: []tracker.InfoHash{H1}})
-				if m["failure reason"] != tracker.ErrUnregisteredTorrentPass || len(m) != 1 {
+				if m["failure reason"] != string(tracker.ErrUnregisteredTorrentPass) || len(m) != 1 {
 					e.T.Errorf("bad passkey: %v", m)
 				}
 			}
 			m := e.Scrape(ScrapeRequest{InfoHashes: []tracker.InfoHash{H1}})
-			if m["failure reason"] != tracker.ErrUnregisteredTorrentPass {
+			if m["failure reason"] != string(tracker.ErrUnregisteredTorrentPass) {
 				e.T.Errorf("no passkey: %v", m)
 			}
 			s := e.Tracker.Settings()

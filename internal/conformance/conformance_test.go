@@ -3,7 +3,7 @@ package conformance_test
 import (
 	"testing"
 
-	"github.com/xbt-tracker/xbt-tracker/tracker/conformance"
+	"github.com/xbt-tracker/xbt-tracker/internal/conformance"
 )
 
 // The Go API, encoded with httpfront's encoders.

@@ -93,7 +93,7 @@ func (e *Env) MustAnnounce(r AnnounceRequest) Answer {
 }
 
 // WantFailure announces r and requires the failure reason want.
-func (e *Env) WantFailure(r AnnounceRequest, want string) {
+func (e *Env) WantFailure(r AnnounceRequest, want tracker.Failure) {
 	e.T.Helper()
 	if a := e.Announce(r); a.Failure != want {
 		e.T.Errorf("failure reason %q, want %q (answer %+v)", a.Failure, want, a)
@@ -129,7 +129,7 @@ type Peer struct {
 
 // Answer is a parsed announce answer.
 type Answer struct {
-	Failure                                     string
+	Failure                                     tracker.Failure
 	Complete, Incomplete, Interval, MinInterval int64
 	Peers                                       []Peer // IPv4 and IPv6, sorted by address
 	V6InPeers6                                  int    // how many came in the compact peers6 string
@@ -144,7 +144,7 @@ func ParseAnswer(m map[string]any, dict bool) (Answer, error) {
 		if !ok || len(m) != 1 {
 			return a, fmt.Errorf("failure answer with other keys or a non-string reason")
 		}
-		a.Failure = s
+		a.Failure = tracker.Failure(s)
 		return a, nil
 	}
 	ints := []struct {
