@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/xbt-tracker/xbt-tracker/internal/ascii"
 )
 
 // httpConn is a minimal HTTP/1.1 client on one net.Conn: it writes a
@@ -146,16 +148,16 @@ func readResponse(br *bufio.Reader, body []byte) (status int, out []byte, closeC
 		}
 		name, value := line[:colon], bytes.TrimSpace(line[colon+1:])
 		switch {
-		case asciiEqualFold(name, "content-length"):
+		case ascii.EqualFold(name, "content-length"):
 			n, err := strconv.Atoi(string(value))
 			if err != nil || n < 0 {
 				return 0, body, true, &reqError{errProto, fmt.Errorf("Content-Length %q", value)}
 			}
 			length = n
-		case asciiEqualFold(name, "connection"):
-			if asciiEqualFold(value, "close") {
+		case ascii.EqualFold(name, "connection"):
+			if ascii.EqualFold(value, "close") {
 				closeConn = true
-			} else if asciiEqualFold(value, "keep-alive") {
+			} else if ascii.EqualFold(value, "keep-alive") {
 				closeConn = false
 			}
 		}
@@ -194,22 +196,6 @@ func readAllInto(r io.Reader, b []byte) ([]byte, error) {
 func trimCRLF(b []byte) []byte {
 	b = bytes.TrimSuffix(b, []byte("\n"))
 	return bytes.TrimSuffix(b, []byte("\r"))
-}
-
-func asciiEqualFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range b {
-		c := b[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != s[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // Outcome is how a tracker answered, as the report counts it.

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"errors"
 	"io"
+
+	"github.com/xbt-tracker/xbt-tracker/internal/ascii"
 )
 
 // Request is one HTTP request head as ReadRequest understood it. A Request is
@@ -108,23 +110,23 @@ func ReadRequest(br *bufio.Reader, max int, r *Request) error {
 		}
 		value := trimOWS(line[colon+1:])
 		switch {
-		case equalFold(name, "connection"):
+		case ascii.EqualFold(name, "connection"):
 			forEachToken(value, func(tok []byte) {
-				if equalFold(tok, "close") {
+				if ascii.EqualFold(tok, "close") {
 					connClose = true
-				} else if equalFold(tok, "keep-alive") {
+				} else if ascii.EqualFold(tok, "keep-alive") {
 					connKeepAlive = true
 				}
 			})
-		case equalFold(name, "accept-encoding"):
+		case ascii.EqualFold(name, "accept-encoding"):
 			if acceptsGzip(value) {
 				r.AcceptGzip = true
 			}
-		case equalFold(name, "x-forwarded-for"):
+		case ascii.EqualFold(name, "x-forwarded-for"):
 			r.XForwardedFor = appendJoined(r.XForwardedFor, value)
-		case equalFold(name, "x-real-ip"):
+		case ascii.EqualFold(name, "x-real-ip"):
 			r.XRealIP = append(r.XRealIP[:0], value...)
-		case equalFold(name, "content-length"):
+		case ascii.EqualFold(name, "content-length"):
 			n, ok := parseDecimal(value)
 			if !ok {
 				return ErrMalformed
@@ -132,7 +134,7 @@ func ReadRequest(br *bufio.Reader, max int, r *Request) error {
 			if n > 0 {
 				return ErrBodyNotAllowed
 			}
-		case equalFold(name, "transfer-encoding"):
+		case ascii.EqualFold(name, "transfer-encoding"):
 			return ErrBodyNotAllowed
 		}
 	}
@@ -243,9 +245,9 @@ func (r *Request) parseRequestLine(line []byte) error {
 	if len(target) > 0 && target[0] != '/' {
 		var rest []byte
 		switch {
-		case hasPrefixFold(target, "http://"):
+		case ascii.HasPrefixFold(target, "http://"):
 			rest = target[7:]
-		case hasPrefixFold(target, "https://"):
+		case ascii.HasPrefixFold(target, "https://"):
 			rest = target[8:]
 		default:
 			return ErrMalformed
@@ -291,7 +293,7 @@ func acceptsGzip(v []byte) bool {
 		if semi := indexByte(tok, ';'); semi >= 0 {
 			coding, params = trimOWS(tok[:semi]), tok[semi+1:]
 		}
-		if !equalFold(coding, "gzip") && !equalFold(coding, "x-gzip") {
+		if !ascii.EqualFold(coding, "gzip") && !ascii.EqualFold(coding, "x-gzip") {
 			return
 		}
 		if qZero(params) {
@@ -383,28 +385,6 @@ func trimOWS(b []byte) []byte {
 func indexByte(b []byte, c byte) int { return bytes.IndexByte(b, c) }
 
 func lastIndexByte(b []byte, c byte) int { return bytes.LastIndexByte(b, c) }
-
-// equalFold compares b with the lower-case ASCII string s, ignoring the case
-// of ASCII letters in b.
-func equalFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != s[i] {
-			return false
-		}
-	}
-	return true
-}
-
-func hasPrefixFold(b []byte, s string) bool {
-	return len(b) >= len(s) && equalFold(b[:len(s)], s)
-}
 
 // isTokenChar reports whether c may appear in an RFC 9110 token.
 func isTokenChar(c byte) bool {
