@@ -52,11 +52,9 @@ func TestPoisonedRowIsQuarantined(t *testing.T) {
 	for i, pr := range peers {
 		syMustAnnounce(t, pr.simPeer, uint64(1000*(i+1)+7), uint64(100*(i+1)+3), "")
 	}
-	var poisonedPeers, honestPeers []*ftPeer
+	var honestPeers []*ftPeer
 	for _, pr := range peers {
-		if pr.uid == poisoned {
-			poisonedPeers = append(poisonedPeers, pr)
-		} else {
+		if pr.uid != poisoned {
 			honestPeers = append(honestPeers, pr)
 		}
 	}

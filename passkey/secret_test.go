@@ -61,10 +61,10 @@ func TestGenerateSecretErrors(t *testing.T) {
 	if s, err := GenerateSecret(r); !errors.Is(err, boom) || s != "" {
 		t.Errorf("failing after 10 bytes: %q, %v; want \"\", %v", s, err, boom)
 	}
-	if s, err := GenerateSecret(bytes.NewReader(make([]byte, 10))); err != io.ErrUnexpectedEOF || s != "" {
+	if s, err := GenerateSecret(bytes.NewReader(make([]byte, 10))); !errors.Is(err, io.ErrUnexpectedEOF) || s != "" {
 		t.Errorf("short reader: %q, %v; want \"\", %v", s, err, io.ErrUnexpectedEOF)
 	}
-	if _, err := GenerateSecret(strings.NewReader("")); err != io.EOF {
+	if _, err := GenerateSecret(strings.NewReader("")); !errors.Is(err, io.EOF) {
 		t.Errorf("empty reader: err = %v, want EOF", err)
 	}
 	// A reader stuck on a rejected value must not loop forever.

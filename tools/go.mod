@@ -1,3 +1,5 @@
+// Developer tools, pinned with their dependencies: `go tool -modfile=tools/go.mod golangci-lint`
+// (make lint). Upgrade: cd tools && go get -tool github.com/golangci/golangci-lint/v2/cmd/golangci-lint@vX.Y.Z
 module github.com/xbt-tracker/xbt-tracker/tools
 
 go 1.26.0

@@ -70,8 +70,8 @@ func TestConfigBarePrints(t *testing.T) {
 	if code != 0 || !strings.Contains(bare, "announce_interval = 900") {
 		t.Fatalf("exit %d, stdout %q, stderr %q", code, bare, errOut)
 	}
-	if print, _, _ := runCmd(t, "config", "print", "--announce-interval", "900"); print != bare {
-		t.Fatalf("config and config print differ:\n%s\n---\n%s", bare, print)
+	if printed, _, _ := runCmd(t, "config", "print", "--announce-interval", "900"); printed != bare {
+		t.Fatalf("config and config print differ:\n%s\n---\n%s", bare, printed)
 	}
 }
 

@@ -11,7 +11,7 @@ import (
 
 func (e *env) configCommand() *cli.Command {
 	noDB := &cli.BoolFlag{Name: "no-db", Usage: "do not read xbt_config even when a dsn is set"}
-	print := func(c *cli.Context) error {
+	printConfig := func(c *cli.Context) error {
 		cfg, err := e.effectiveConfig(c)
 		if err != nil {
 			return err
@@ -23,13 +23,13 @@ func (e *env) configCommand() *cli.Command {
 		Usage: "print (also with no subcommand) or check the effective configuration",
 		// Bare `xbt-tracker config` is `config print`.
 		Flags:  append(config.Flags(), noDB),
-		Action: print,
+		Action: printConfig,
 		Subcommands: []*cli.Command{
 			{
 				Name:   "print",
 				Usage:  "print the effective configuration as TOML (secrets masked)",
 				Flags:  append(config.Flags(), noDB),
-				Action: print,
+				Action: printConfig,
 			},
 			{
 				Name:  "check",

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	sq "github.com/Masterminds/squirrel"
 	"github.com/urfave/cli/v2"
 
 	"github.com/xbt-tracker/xbt-tracker/internal/metainfo"
@@ -67,8 +68,9 @@ func (e *env) torrentCommand() *cli.Command {
 	}
 }
 
-// torrentDelete runs the catalog's delete step. The table name comes from
-// table_files, which the configuration allows only as letters, digits and _.
+// torrentDelete runs the catalog's delete step. The table and column names
+// come from table_files and column_files_fid, which the configuration allows
+// only as letters, digits and _.
 //
 // TODO: move the two statements to sql/files.go beside InsertFile once the
 // sql/ file split has landed.
@@ -85,14 +87,24 @@ func (e *env) torrentDelete(c *cli.Context) error {
 	n := names(cfg)
 	var fid uint32
 	var flags int
-	err = db.QueryRowContext(c.Context, "SELECT `"+n.FilesFid+"`, `flags` FROM `"+n.Files+"` WHERE `info_hash` = ?", ih[:]).Scan(&fid, &flags)
+	table := "`" + n.Files + "`"
+	q, args, err := sq.Select("`"+n.FilesFid+"`", "`flags`").From(table).Where("`info_hash` = ?", ih[:]).ToSql()
+	if err != nil {
+		return err
+	}
+	err = db.QueryRowContext(c.Context, q, args...).Scan(&fid, &flags)
 	if errors.Is(err, gosql.ErrNoRows) {
 		return fmt.Errorf("no torrent with info_hash %x in %s", ih, n.Files)
 	}
 	if err != nil {
 		return fmt.Errorf("read %s: %w", n.Files, err)
 	}
-	if _, err := db.ExecContext(c.Context, "UPDATE `"+n.Files+"` SET `flags` = 1 WHERE `info_hash` = UNHEX(?)", fmt.Sprintf("%x", ih)); err != nil {
+	// The catalog's statement: UPDATE xbt_files SET flags = 1 WHERE info_hash = UNHEX(?).
+	q, args, err = sq.Update(table).Set("`flags`", sq.Expr("1")).Where("`info_hash` = UNHEX(?)", fmt.Sprintf("%x", ih)).ToSql()
+	if err != nil {
+		return err
+	}
+	if _, err := db.ExecContext(c.Context, q, args...); err != nil {
 		return fmt.Errorf("delete torrent in %s: %w", n.Files, err)
 	}
 	if flags == 1 {

@@ -99,6 +99,7 @@ func Defaults() Config {
 // Source is where a value came from.
 type Source int
 
+// The sources, lowest precedence first.
 const (
 	Default Source = iota
 	Database

@@ -33,7 +33,7 @@ func ReadFile(path string) (Layer, error) {
 		if errors.As(err, &pe) {
 			return l, fmt.Errorf("config: %s:%d: malformed TOML: %s", path, pe.Position.Line, pe.Message)
 		}
-		return l, fmt.Errorf("config: %s: malformed TOML: %v", path, err)
+		return l, fmt.Errorf("config: %s: malformed TOML: %w", path, err)
 	}
 	at := func(name string) string {
 		if n := keyLine(string(data), name); n > 0 {

@@ -91,7 +91,7 @@ func decodeAll(data []byte, v any) (err error) {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return errors.New("truncated (the bencoded data ends early)")
 		}
-		return fmt.Errorf("bencode: %v", err)
+		return fmt.Errorf("bencode: %w", err)
 	}
 	if n := d.BytesParsed(); n != len(data) {
 		return fmt.Errorf("%d bytes of garbage after the bencoded dictionary", len(data)-n)
@@ -109,8 +109,8 @@ func Parse(data []byte) (*Torrent, error) {
 	}
 	// One strict pass over everything (integers and lengths included), then
 	// the raw values to write back.
-	var any map[string]any
-	if err := decodeAll(data, &any); err != nil {
+	var all map[string]any
+	if err := decodeAll(data, &all); err != nil {
 		return nil, err
 	}
 	t := &Torrent{}

@@ -127,7 +127,7 @@ func TestSetAnnounce(t *testing.T) {
 
 // Malformed files are refused with one line naming the file and the reason.
 func TestMalformed(t *testing.T) {
-	real, err := os.ReadFile("testdata/public-single.torrent")
+	whole, err := os.ReadFile("testdata/public-single.torrent")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,9 +139,9 @@ func TestMalformed(t *testing.T) {
 		{"empty", "", "the file is empty"},
 		{"text", "hello world\n", "does not start with a bencoded dictionary"},
 		{"a list", "li1ee", "does not start with a bencoded dictionary"},
-		{"truncated", string(real[:len(real)/2]), "truncated"},
-		{"cut after the last e", string(real[:len(real)-1]), "truncated"},
-		{"garbage after", string(real) + "garbage", "7 bytes of garbage after"},
+		{"truncated", string(whole[:len(whole)/2]), "truncated"},
+		{"cut after the last e", string(whole[:len(whole)-1]), "truncated"},
+		{"garbage after", string(whole) + "garbage", "7 bytes of garbage after"},
 		{"a bad integer", "d13:creation datei12x4e4:infod4:name1:x12:piece lengthi1e" + pieces1 + "6:lengthi1eee", "bencode"},
 		{"a negative string length", "d4:info-3:abce", "bencode"},
 		{"a huge string length", "d4:info999999999:xe", "truncated"},
