@@ -420,9 +420,9 @@ func TestStopUnderLoadWritesEverything(t *testing.T) {
 	secret := configValue(t, cat.db, "torrent_pass_private_key")
 	peers := syFixture(t, cat, base, secret, 5, 3, false)
 	l := syStartLoad(t, peers, 5*time.Millisecond, true)
-	syEventually(t, 10*time.Second, func() string { // every peer has announced a few times
-		if n := l.acknowledged(); n < 20*len(peers) {
-			return fmt.Sprintf("%d announces acknowledged, want %d", n, 20*len(peers))
+	syEventually(t, 10*time.Second, func() string { // a large ledger pending: 100 announces per peer
+		if n := l.acknowledged(); n < 100*len(peers) {
+			return fmt.Sprintf("%d announces acknowledged, want %d", n, 100*len(peers))
 		}
 		return ""
 	})

@@ -3,6 +3,7 @@ package sql
 import (
 	"context"
 	gosql "database/sql"
+	"errors"
 	"fmt"
 
 	sq "github.com/Masterminds/squirrel"
@@ -65,4 +66,42 @@ func InsertFile(ctx context.Context, db *gosql.DB, n Names, ih tracker.InfoHash)
 		return 0, fmt.Errorf("insert torrent into %s: %w", n.Files, err)
 	}
 	return uint32(id), nil
+}
+
+// ErrNoSuchTorrent: no files row has that info_hash.
+var ErrNoSuchTorrent = errors.New("no torrent")
+
+// FlagFileDeleted runs the catalog's delete step, exactly the catalog's
+// statement: UPDATE xbt_files SET flags = 1 WHERE info_hash = UNHEX(?). It
+// returns the torrent's fid and whether it was flagged already;
+// ErrNoSuchTorrent when there is no such row. The tracker then forgets the
+// torrent and deletes the row itself (Writer.DeleteFiles).
+func FlagFileDeleted(ctx context.Context, db *gosql.DB, n Names, ih tracker.InfoHash) (fid uint32, already bool, err error) {
+	table, err := quoteIdent(n.Files)
+	if err != nil {
+		return 0, false, err
+	}
+	fidCol, err := quoteIdent(n.FilesFid)
+	if err != nil {
+		return 0, false, err
+	}
+	q, args, err := sq.Select(fidCol, "`flags`").From(table).Where("`info_hash` = ?", ih[:]).ToSql()
+	if err != nil {
+		return 0, false, err
+	}
+	var flags int
+	switch err := db.QueryRowContext(ctx, q, args...).Scan(&fid, &flags); {
+	case errors.Is(err, gosql.ErrNoRows):
+		return 0, false, fmt.Errorf("%w with info_hash %x in %s", ErrNoSuchTorrent, ih, n.Files)
+	case err != nil:
+		return 0, false, fmt.Errorf("read %s: %w", n.Files, err)
+	}
+	q, args, err = sq.Update(table).Set("`flags`", sq.Expr("1")).Where("`info_hash` = UNHEX(?)", fmt.Sprintf("%x", ih)).ToSql()
+	if err != nil {
+		return 0, false, err
+	}
+	if _, err := db.ExecContext(ctx, q, args...); err != nil {
+		return 0, false, fmt.Errorf("delete torrent in %s: %w", n.Files, err)
+	}
+	return fid, flags&1 == 1, nil
 }

@@ -1,12 +1,10 @@
 package main
 
 import (
-	gosql "database/sql"
 	"errors"
 	"fmt"
 	"strings"
 
-	sq "github.com/Masterminds/squirrel"
 	"github.com/urfave/cli/v2"
 
 	"github.com/xbt-tracker/xbt-tracker/internal/metainfo"
@@ -68,12 +66,7 @@ func (e *env) torrentCommand() *cli.Command {
 	}
 }
 
-// torrentDelete runs the catalog's delete step. The table and column names
-// come from table_files and column_files_fid, which the configuration allows
-// only as letters, digits and _.
-//
-// TODO: move the two statements to sql/files.go beside InsertFile once the
-// sql/ file split has landed.
+// torrentDelete runs the catalog's delete step (sql.FlagFileDeleted).
 func (e *env) torrentDelete(c *cli.Context) error {
 	ih, err := parseInfoHash(c.String("info-hash"))
 	if err != nil {
@@ -85,29 +78,11 @@ func (e *env) torrentDelete(c *cli.Context) error {
 	}
 	defer db.Close()
 	n := names(cfg)
-	var fid uint32
-	var flags int
-	table := "`" + n.Files + "`"
-	q, args, err := sq.Select("`"+n.FilesFid+"`", "`flags`").From(table).Where("`info_hash` = ?", ih[:]).ToSql()
+	fid, already, err := xsql.FlagFileDeleted(c.Context, db, n, ih)
 	if err != nil {
 		return err
 	}
-	err = db.QueryRowContext(c.Context, q, args...).Scan(&fid, &flags)
-	if errors.Is(err, gosql.ErrNoRows) {
-		return fmt.Errorf("no torrent with info_hash %x in %s", ih, n.Files)
-	}
-	if err != nil {
-		return fmt.Errorf("read %s: %w", n.Files, err)
-	}
-	// The catalog's statement: UPDATE xbt_files SET flags = 1 WHERE info_hash = UNHEX(?).
-	q, args, err = sq.Update(table).Set("`flags`", sq.Expr("1")).Where("`info_hash` = UNHEX(?)", fmt.Sprintf("%x", ih)).ToSql()
-	if err != nil {
-		return err
-	}
-	if _, err := db.ExecContext(c.Context, q, args...); err != nil {
-		return fmt.Errorf("delete torrent in %s: %w", n.Files, err)
-	}
-	if flags == 1 {
+	if already {
 		fmt.Fprintf(e.stdout, "fid %d info_hash %x: already flags = 1 in %s; the tracker deletes the row at its next reload\n", fid, ih, n.Files)
 		return nil
 	}
