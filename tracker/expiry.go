@@ -17,12 +17,7 @@ func (t *Tracker) Expire() int {
 	var swarms []*swarm
 	for si := range t.shards {
 		sh := &t.shards[si]
-		sh.mu.RLock()
-		swarms = swarms[:0]
-		for _, s := range sh.m {
-			swarms = append(swarms, s)
-		}
-		sh.mu.RUnlock()
+		swarms = sh.appendSwarms(swarms[:0])
 		n := 0
 		for _, s := range swarms {
 			s.mu.Lock()

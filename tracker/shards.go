@@ -71,6 +71,18 @@ func (sh *torrentShard) find(ih *InfoHash) *swarm {
 	return s
 }
 
+// appendSwarms appends the shard's swarms to dst, holding the shard's lock
+// only for the copy: a walk over every swarm (expiry, the state file) then
+// locks one swarm at a time while announces go on.
+func (sh *torrentShard) appendSwarms(dst []*swarm) []*swarm {
+	sh.mu.RLock()
+	for _, s := range sh.m {
+		dst = append(dst, s)
+	}
+	sh.mu.RUnlock()
+	return dst
+}
+
 // register returns the swarm of ih, creating it (auto_register) with Fid 0
 // and ctime now if it does not exist yet. A creation is recorded in the
 // ledger's NewFiles so that the sync package inserts the xbt_files row.

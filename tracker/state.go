@@ -43,12 +43,7 @@ func (t *Tracker) ForEachSwarm(f func(ih InfoHash, fid uint32, peers []PeerState
 	var buf []PeerState
 	for si := range t.shards {
 		sh := &t.shards[si]
-		sh.mu.RLock()
-		swarms = swarms[:0]
-		for _, s := range sh.m {
-			swarms = append(swarms, s)
-		}
-		sh.mu.RUnlock()
+		swarms = sh.appendSwarms(swarms[:0])
 		for _, s := range swarms {
 			s.mu.Lock()
 			if s.removed || s.len() == 0 {
