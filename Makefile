@@ -21,9 +21,12 @@ test: build
 test-unit:
 	$(GO) test -short -race $(PKGS)
 
-# gofmt, go vet, errorlint, gosec, staticcheck, revive and depguard (the
-# import rules; internal/archtest checks them transitively).
+# gofmt on every file (build tags included: eventloop_other.go, norace_test.go),
+# then golangci-lint: go vet, errorlint, gosec, staticcheck, revive and
+# depguard (the import rules; internal/archtest checks them transitively).
 lint:
+	@out="$$(gofmt -l $$(git ls-files '*.go') 2>/dev/null)"; \
+	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GOLANGCI_LINT) run $(PKGS)
 
 # Local database, migrations, a demo user and torrent, then the tracker in the foreground.
