@@ -75,7 +75,7 @@ func asIPv4Int(v int64) (uint32, bool) {
 	case v >= 0 && v <= 0xFFFFFFFF:
 		return uint32(v), true
 	case v < 0 && v >= -1<<31:
-		return uint32(int32(v)), true
+		return uint32(int32(v)), true //nolint:gosec // G115: v is in [-2^31, 0), so int32(v) is exact and uint32 keeps its two's-complement bits, as XBT stored them
 	}
 	return 0, false
 }

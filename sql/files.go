@@ -5,6 +5,7 @@ import (
 	gosql "database/sql"
 	"errors"
 	"fmt"
+	"math"
 
 	sq "github.com/Masterminds/squirrel"
 
@@ -65,10 +66,13 @@ func InsertFile(ctx context.Context, db *gosql.DB, n Names, ih tracker.InfoHash)
 	if err != nil {
 		return 0, fmt.Errorf("insert torrent into %s: %w", n.Files, err)
 	}
+	if id < 0 || id > math.MaxUint32 {
+		return 0, fmt.Errorf("insert torrent into %s: the new fid %d does not fit in 32 bits", n.Files, id)
+	}
 	return uint32(id), nil
 }
 
-// ErrNoSuchTorrent: no files row has that info_hash.
+// ErrNoSuchTorrent is returned when no files row has that info_hash.
 var ErrNoSuchTorrent = errors.New("no torrent")
 
 // FlagFileDeleted runs the catalog's delete step, exactly the catalog's

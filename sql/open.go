@@ -59,8 +59,9 @@ func parseDSN(dsn string) (*mysql.Config, error) {
 	}
 	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {
-		// The driver's messages never echo the DSN (it may hold a password).
-		return nil, fmt.Errorf("database DSN is malformed: %v; expected user:password@tcp(host:port)/dbname, e.g. %s", err, DSNExample)
+		// The driver's messages never echo the DSN (it may hold a password),
+		// so wrapping one (%w) shows nothing %v would not.
+		return nil, fmt.Errorf("database DSN is malformed: %w; expected user:password@tcp(host:port)/dbname, e.g. %s", err, DSNExample)
 	}
 	if cfg.DBName == "" {
 		return nil, fmt.Errorf("database DSN names no database: put it after the slash, e.g. %s", DSNExample)
@@ -104,7 +105,7 @@ func Open(ctx context.Context, dsn string) (*gosql.DB, error) {
 	}
 	connector, err := mysql.NewConnector(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("database DSN is not usable: %v; e.g. %s", err, DSNExample)
+		return nil, fmt.Errorf("database DSN is not usable: %w; e.g. %s", err, DSNExample)
 	}
 	db := gosql.OpenDB(connector)
 	db.SetMaxOpenConns(maxOpenConns)

@@ -3,7 +3,9 @@ package sql
 import (
 	"context"
 	gosql "database/sql"
+	"errors"
 	"fmt"
+	"math"
 
 	sq "github.com/Masterminds/squirrel"
 
@@ -75,7 +77,7 @@ func lookupUser(ctx context.Context, db *gosql.DB, s Schema, where sq.Sqlizer) (
 		return tracker.User{}, err
 	}
 	u, err := scanUser(db.QueryRowContext(ctx, q, args...))
-	if err != nil && err != gosql.ErrNoRows {
+	if err != nil && !errors.Is(err, gosql.ErrNoRows) {
 		return u, fmt.Errorf("look up user in %s: %w", s.Users, err)
 	}
 	return u, err
@@ -99,6 +101,9 @@ func InsertUser(ctx context.Context, db *gosql.DB, n Names, torrentPass string) 
 	id, err := res.LastInsertId()
 	if err != nil {
 		return 0, fmt.Errorf("insert user into %s: %w", n.Users, err)
+	}
+	if id < 0 || id > math.MaxUint32 {
+		return 0, fmt.Errorf("insert user into %s: the new uid %d does not fit in 32 bits", n.Users, id)
 	}
 	return uint32(id), nil
 }
@@ -126,10 +131,13 @@ func LookupUserStats(ctx context.Context, db *gosql.DB, s Schema, uid uint32) (U
 	err = db.QueryRowContext(ctx, q, args...).Scan(&id, &st.TorrentPass, &st.TorrentPassVersion, &canLeech,
 		&st.WaitTime, &st.PeersLimit, &st.TorrentsLimit, &st.Uploaded, &st.Downloaded)
 	if err != nil {
-		if err == gosql.ErrNoRows {
+		if errors.Is(err, gosql.ErrNoRows) {
 			return st, err
 		}
 		return st, fmt.Errorf("look up user in %s: %w", s.Users, err)
+	}
+	if id < 0 || id > math.MaxUint32 {
+		return st, fmt.Errorf("look up user in %s: uid %d does not fit in 32 bits", s.Users, id)
 	}
 	st.UID = uint32(id)
 	st.CanLeech = canLeech != 0

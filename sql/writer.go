@@ -3,6 +3,7 @@ package sql
 import (
 	"context"
 	gosql "database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -155,10 +156,7 @@ func NewWriter(db *gosql.DB, s Schema, o WriterOptions) *Writer {
 	w := &Writer{db: db, s: s, o: o.withDefaults()}
 	w.log = w.o.Logger
 	for i := 0; i < len(w.id); i += 8 {
-		v := rand.Uint64()
-		for j := 0; j < 8; j++ {
-			w.id[i+j] = byte(v >> (8 * j))
-		}
+		binary.LittleEndian.PutUint64(w.id[i:], rand.Uint64())
 	}
 	return w
 }

@@ -275,7 +275,7 @@ func deadlineOnly(ctx context.Context) (context.Context, context.CancelFunc) {
 }
 
 func (w *Writer) countCommitted(p part, lo, hi int, affected int64, clamped bool) {
-	n := uint64(hi - lo)
+	n := uint64(hi - lo) //nolint:gosec // G115: rows [lo, hi) of a part, so hi >= lo >= 0
 	w.stats.statements.Add(1)
 	w.stats.rows.Add(n)
 	if clamped {

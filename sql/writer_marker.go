@@ -23,8 +23,8 @@ func (w *Writer) Marker() (id [16]byte, seq uint64) {
 	return w.id, w.seq
 }
 
-// ErrNoMarkerTable: the database has no xbt_tracker_writers table
-// (migration 00003).
+// ErrNoMarkerTable is returned when the database has no xbt_tracker_writers
+// table (migration 00003).
 var ErrNoMarkerTable = errors.New("the database has no " + writersTable + " table (migration 00003)")
 
 // ReadMarker returns the sequence number xbt_tracker_writers holds for

@@ -62,12 +62,12 @@ func TestResolverFloodRealDatabase(t *testing.T) {
 	flood := cs.queries() - before
 	// The bucket was nearly drained by the two lookups above: a bucket's
 	// worth plus the refill is the most the flood can cost.
-	max := int64(rate + rate*elapsed.Seconds() + 1)
+	bound := int64(rate + rate*elapsed.Seconds() + 1)
 	t.Logf("flood: %d database queries in %v (limit %d/s, bound %d); limited user=%v torrent=%v",
-		flood, elapsed.Round(time.Millisecond), rate, max,
+		flood, elapsed.Round(time.Millisecond), rate, bound,
 		lookups(r, "user", resultLimited), lookups(r, "torrent", resultLimited))
-	if flood > max {
-		t.Fatalf("%d queries in %v, bound %d", flood, elapsed, max)
+	if flood > bound {
+		t.Fatalf("%d queries in %v, bound %d", flood, elapsed, bound)
 	}
 	if flood < rate {
 		t.Fatalf("only %d queries in %v: the limiter is stricter than %d/s", flood, elapsed, rate)

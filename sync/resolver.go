@@ -264,8 +264,8 @@ type negCache struct {
 	m   map[string]time.Time
 }
 
-func (c *negCache) init(max int) {
-	c.max = max
+func (c *negCache) init(maxKeys int) {
+	c.max = maxKeys
 	c.m = make(map[string]time.Time)
 }
 

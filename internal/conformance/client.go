@@ -54,6 +54,7 @@ type ScrapeRequest struct {
 // need it are skipped for a Client that lacks it.
 type Feature int
 
+// The Features a Client may lack, each described on its line.
 const (
 	FeatureDictPeers     Feature = iota // compact=0 and no_peer_id answers
 	FeatureIPv6                         // announcing from ::1

@@ -15,7 +15,7 @@ import (
 
 // Fixtures every case starts from.
 const (
-	Secret   = "conformance-secret"
+	Secret   = "conformance-secret" //nolint:gosec // G101: a test vector, not a credential
 	Interval = 1800
 )
 

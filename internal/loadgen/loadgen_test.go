@@ -3,6 +3,7 @@ package loadgen
 import (
 	"bufio"
 	"context"
+	"errors"
 	"math"
 	"math/rand/v2"
 	"net"
@@ -181,8 +182,8 @@ func TestReadResponse(t *testing.T) {
 			br := bufio.NewReaderSize(strings.NewReader(c.in), 64)
 			status, body, closeConn, err := readResponse(br, nil)
 			if c.errKind != "" {
-				re, ok := err.(*reqError)
-				if !ok || re.kind != c.errKind {
+				var re *reqError
+				if !errors.As(err, &re) || re.kind != c.errKind {
 					t.Fatalf("err = %v, want kind %q", err, c.errKind)
 				}
 				return

@@ -10,6 +10,8 @@ import (
 // Event is an announce's event, numbered as in BEP 15.
 type Event uint8
 
+// The announce events, with BEP 15's numbers (EventNone is a periodic
+// announce without event).
 const (
 	EventNone      Event = 0
 	EventCompleted Event = 1
@@ -51,7 +53,7 @@ type Behaviour struct {
 	MaxSize     uint64
 }
 
-// DefaultBehaviour: 60% seeders, a session lasts 20 announces on average,
+// DefaultBehaviour is 60% seeders, a session lasts 20 announces on average,
 // torrents of 100 MB to 4 GB.
 var DefaultBehaviour = Behaviour{SeederRatio: 0.6, StopRatio: 0.05, MinSize: 100 << 20, MaxSize: 4 << 30}
 

@@ -79,13 +79,13 @@ func Setup(ctx context.Context, db *gosql.DB, users, torrents int) (SetupStats, 
 	if _, err := migrations.Up(ctx, db); err != nil {
 		return st, err
 	}
-	res, err := db.ExecContext(ctx, "INSERT IGNORE INTO xbt_users (uid, torrent_pass, torrent_pass_version, can_leech, wait_time, peers_limit, torrents_limit) "+
+	res, err := db.ExecContext(ctx, "INSERT IGNORE INTO xbt_users (uid, torrent_pass, torrent_pass_version, can_leech, wait_time, peers_limit, torrents_limit) "+ //nolint:gosec // G202: constant SQL plus seqFrom(users), built only from integers (no input strings)
 		"SELECT n, '', 0, 1, 0, 0, 0"+seqFrom(users))
 	if err != nil {
 		return st, fmt.Errorf("insert users: %w", err)
 	}
 	st.UsersAdded, _ = res.RowsAffected()
-	res, err = db.ExecContext(ctx, "INSERT IGNORE INTO xbt_files (fid, info_hash, flags, mtime, ctime) "+
+	res, err = db.ExecContext(ctx, "INSERT IGNORE INTO xbt_files (fid, info_hash, flags, mtime, ctime) "+ //nolint:gosec // G202: constant SQL plus seqFrom(torrents), built only from integers (no input strings)
 		"SELECT n, UNHEX(SHA1(CONCAT('xbt-bench ', n))), 0, UNIX_TIMESTAMP(), UNIX_TIMESTAMP() - 86400"+seqFrom(torrents))
 	if err != nil {
 		return st, fmt.Errorf("insert files: %w", err)
@@ -125,11 +125,11 @@ func LoadWorldNamed(ctx context.Context, db *gosql.DB, n xsql.Names, users, torr
 			return nil, fmt.Errorf("read torrent_pass_private_key: %w", err)
 		}
 	}
-	rows, err := db.QueryContext(ctx, "SELECT "+uid+", torrent_pass_version FROM "+usersT+
+	rows, err := db.QueryContext(ctx, "SELECT "+uid+", torrent_pass_version FROM "+usersT+ //nolint:gosec // G202: identifiers validated by n.Validate (sql.ValidIdent: [A-Za-z0-9_] only) and backquoted
 		" WHERE can_leech = 1 AND wait_time = 0 AND peers_limit = 0 AND torrents_limit = 0 ORDER BY "+uid+" LIMIT ?", users)
 	if err != nil {
 		// A catalog without the optional limit columns.
-		rows, err = db.QueryContext(ctx, "SELECT "+uid+", torrent_pass_version FROM "+usersT+" WHERE can_leech = 1 ORDER BY "+uid+" LIMIT ?", users)
+		rows, err = db.QueryContext(ctx, "SELECT "+uid+", torrent_pass_version FROM "+usersT+" WHERE can_leech = 1 ORDER BY "+uid+" LIMIT ?", users) //nolint:gosec // G202: identifiers validated by n.Validate (sql.ValidIdent: [A-Za-z0-9_] only) and backquoted
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read users: %w", err)
@@ -147,7 +147,7 @@ func LoadWorldNamed(ctx context.Context, db *gosql.DB, n xsql.Names, users, torr
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	rows, err = db.QueryContext(ctx, "SELECT info_hash FROM "+files+" WHERE flags & 1 = 0 ORDER BY "+fid+" LIMIT ?", torrents)
+	rows, err = db.QueryContext(ctx, "SELECT info_hash FROM "+files+" WHERE flags & 1 = 0 ORDER BY "+fid+" LIMIT ?", torrents) //nolint:gosec // G202: identifiers validated by n.Validate (sql.ValidIdent: [A-Za-z0-9_] only) and backquoted
 	if err != nil {
 		return nil, fmt.Errorf("read torrents: %w", err)
 	}

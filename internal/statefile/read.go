@@ -142,7 +142,7 @@ func (r *Reader) parseHeader(hb []byte) error {
 	if len(hb) < fixed {
 		return formatErr("corrupt header (%d bytes)", len(hb))
 	}
-	r.h.SavedAt = time.Unix(0, int64(binary.LittleEndian.Uint64(hb)))
+	r.h.SavedAt = time.Unix(0, int64(binary.LittleEndian.Uint64(hb))) //nolint:gosec // G115: the bits Create stored as uint64(UnixNano()), reinterpreted back
 	copy(r.h.SecretHash[:], hb[8:40])
 	copy(r.h.Writer[:], hb[40:56])
 	r.h.Seq = binary.LittleEndian.Uint64(hb[56:64])
@@ -204,7 +204,7 @@ func (r *Reader) Next(buf []tracker.PeerState) (ih tracker.InfoHash, fid uint32,
 		return ih, 0, buf[:0], false, formatErr("corrupt: peer count")
 	}
 	r.discard(25 + m)
-	if n == 0 || n > uint64(r.left/minPeerLen) {
+	if n == 0 || r.left < 0 || n > uint64(r.left/minPeerLen) {
 		return ih, 0, buf[:0], false, formatErr("corrupt: a torrent with %d peers in %d bytes", n, r.left)
 	}
 	if uint64(cap(buf)) < n {

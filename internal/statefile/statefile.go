@@ -62,6 +62,9 @@ const (
 	prefixLen  = 16        // magic, version, header size
 	trailerLen = 8 + 8 + 4 // torrents, peers, checksum
 	maxHeader  = 1 << 16
+	// maxHeaderString is the longest Database or Server the writer stores
+	// (two of them and the fixed fields stay well below maxHeader).
+	maxHeaderString = 1024
 	// minPeerLen is the smallest encoded peer: flags, five one-byte
 	// varints (uid, age, uploaded, downloaded, left), peer id, port, IPv4.
 	minPeerLen = 1 + 5 + 20 + 2 + 4

@@ -299,3 +299,15 @@ func TestSecretNotInFile(t *testing.T) {
 		t.Fatal("the secret is in the file")
 	}
 }
+
+func TestCreateRefusesLongHeaderString(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "state")
+	_, err := Create(path, Header{Database: strings.Repeat("x", maxHeaderString+1), Server: "db1:3306"})
+	if err == nil || !strings.Contains(err.Error(), "database name is 1025 bytes") {
+		t.Fatalf("Create with a long database name: %v, want an error", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Fatalf("Create left %d files behind", len(ents))
+	}
+}

@@ -48,6 +48,19 @@ func Create(path string, h Header) (*Writer, error) {
 	if dir == "" {
 		dir = "."
 	}
+	var hb []byte
+	hb = binary.LittleEndian.AppendUint64(hb, uint64(h.SavedAt.UnixNano()))
+	hb = append(hb, h.SecretHash[:]...)
+	hb = append(hb, h.Writer[:]...)
+	hb = binary.LittleEndian.AppendUint64(hb, h.Seq)
+	for _, f := range [...]struct{ what, s string }{{"database name", h.Database}, {"server identity", h.Server}} {
+		n := len(f.s)
+		if n > maxHeaderString {
+			return nil, fmt.Errorf("state file: the %s is %d bytes, the format allows at most %d", f.what, n, maxHeaderString)
+		}
+		hb = binary.LittleEndian.AppendUint16(hb, uint16(n))
+		hb = append(hb, f.s...)
+	}
 	f, err := os.CreateTemp(dir, base+".*.tmp")
 	if err != nil {
 		return nil, fmt.Errorf("state file: %w", err)
@@ -56,22 +69,10 @@ func Create(path string, h Header) (*Writer, error) {
 	w.cw.w = f
 	w.bw = bufio.NewWriterSize(&w.cw, bufSize)
 
-	var hb []byte
-	hb = binary.LittleEndian.AppendUint64(hb, uint64(h.SavedAt.UnixNano()))
-	hb = append(hb, h.SecretHash[:]...)
-	hb = append(hb, h.Writer[:]...)
-	hb = binary.LittleEndian.AppendUint64(hb, h.Seq)
-	for _, s := range []string{h.Database, h.Server} {
-		if len(s) > 1024 {
-			s = s[:1024]
-		}
-		hb = binary.LittleEndian.AppendUint16(hb, uint16(len(s)))
-		hb = append(hb, s...)
-	}
 	var pre [prefixLen]byte
 	copy(pre[:], magic[:])
 	binary.LittleEndian.PutUint32(pre[8:], Version)
-	binary.LittleEndian.PutUint32(pre[12:], uint32(len(hb)))
+	binary.LittleEndian.PutUint32(pre[12:], uint32(len(hb))) //nolint:gosec // G115: at most 64 fixed bytes plus two strings of maxHeaderString bytes
 	w.write(pre[:])
 	w.write(hb)
 	if w.err != nil {

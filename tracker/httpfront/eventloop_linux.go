@@ -278,8 +278,8 @@ func (l *loop) handle(c *econn, events uint32) {
 	// One read per readiness report: level-triggered epoll reports again
 	// what is left.
 	switch _, err := c.b.br.Peek(c.b.br.Buffered() + 1); {
-	case err == nil, err == bufio.ErrBufferFull:
-	case err == errWouldBlock:
+	case err == nil, errors.Is(err, bufio.ErrBufferFull):
+	case errors.Is(err, errWouldBlock):
 		if c.b.br.Buffered() == 0 {
 			return // nothing after all; the deadline stands
 		}

@@ -26,18 +26,18 @@ func seedHeads(f *testing.F) {
 	}
 }
 
-// ReadRequest never panics, never reads past max, and gives the same result
+// ReadRequest never panics, never reads past maxHead bytes, and gives the same result
 // whatever the bufio.Reader's buffer size. Accepted heads are sane, and
 // their proxy headers go through ClientAddr without trouble.
 func FuzzReadRequest(f *testing.F) {
 	seedHeads(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		const max = 1024
+		const maxHead = 1024
 		var r1, r2 Request
 		br1 := bufio.NewReaderSize(bytes.NewReader(data), 16)
 		br2 := bufio.NewReaderSize(bytes.NewReader(data), 4096)
-		err1 := ReadRequest(br1, max, &r1)
-		err2 := ReadRequest(br2, max, &r2)
+		err1 := ReadRequest(br1, maxHead, &r1)
+		err2 := ReadRequest(br2, maxHead, &r2)
 		if err1 != err2 {
 			// Transport errors are plain values here (EOF, ErrUnexpectedEOF)
 			// or *HeadError pointers: compare them as they are.
@@ -52,8 +52,8 @@ func FuzzReadRequest(f *testing.F) {
 			t.Fatalf("buffer size changes the request: %+v vs %+v", r1, r2)
 		}
 		consumed := len(data) - br2.Buffered()
-		if consumed > max {
-			t.Fatalf("read %d head bytes, max %d", consumed, max)
+		if consumed > maxHead {
+			t.Fatalf("read %d head bytes, max %d", consumed, maxHead)
 		}
 		if r1.Method != "GET" && r1.Method != "HEAD" || len(r1.Path) == 0 || r1.Path[0] != '/' ||
 			r1.ProtoMinor > 1 || bytes.ContainsAny(r1.Path, " ?#\r\n") {

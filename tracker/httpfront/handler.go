@@ -30,7 +30,7 @@ func (s *Server) serveRequest(c *conn, b *connBufs) (keep, closeNow bool) {
 func (s *Server) handleRequest(c *conn, b *connBufs) (keep, closeNow bool) {
 	req := &b.req
 	if err := ReadRequest(b.br, s.cfg.MaxRequestBytes, req); err != nil {
-		he, ok := err.(*HeadError)
+		he, ok := IsHeadError(err)
 		if !ok {
 			return false, true // EOF, timeout, reset: nothing to answer
 		}

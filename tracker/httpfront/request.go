@@ -58,16 +58,16 @@ const maxEmptyLines = 4
 // It returns io.EOF when the connection ended cleanly before the first byte
 // of a request, io.ErrUnexpectedEOF when it ended inside a head, the
 // reader's error (a timeout, say) as it is, or a *HeadError naming the status
-// to answer with: the head is larger than max bytes (431), is not HTTP/1.x
+// to answer with: the head is larger than maxBytes bytes (431), is not HTTP/1.x
 // (505), uses a method other than GET or HEAD (405), announces a body
 // (Content-Length > 0 or any Transfer-Encoding: 400) or is malformed (400).
 // After any error the connection must be closed.
 //
 // Once r's buffers have grown to fit the requests a connection sends,
 // ReadRequest allocates nothing.
-func ReadRequest(br *bufio.Reader, max int, r *Request) error {
+func ReadRequest(br *bufio.Reader, maxBytes int, r *Request) error {
 	r.reset()
-	budget := max
+	budget := maxBytes
 	var line []byte
 	var err error
 	for i := 0; ; i++ {
@@ -163,11 +163,11 @@ func (r *Request) reset() {
 // down the head bytes still allowed.
 func readLine(br *bufio.Reader, r *Request, budget *int, first bool) ([]byte, error) {
 	line, err := br.ReadSlice('\n')
-	if err == bufio.ErrBufferFull {
+	if errors.Is(err, bufio.ErrBufferFull) {
 		// A line longer than br's buffer: gather it in r.long, but never
 		// more than the budget allows.
 		r.long = append(r.long[:0], line...)
-		for err == bufio.ErrBufferFull {
+		for errors.Is(err, bufio.ErrBufferFull) {
 			if len(r.long) > *budget {
 				return nil, ErrHeadTooLarge
 			}

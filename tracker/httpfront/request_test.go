@@ -110,15 +110,15 @@ func TestReadRequest(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			max := tt.max
-			if max == 0 {
-				max = DefaultMaxRequestBytes
+			maxBytes := tt.max
+			if maxBytes == 0 {
+				maxBytes = DefaultMaxRequestBytes
 			}
 			// A small reader buffer exercises the long-line path.
 			br := bufio.NewReaderSize(strings.NewReader(tt.raw), 64)
 			var r Request
 			r.XForwardedFor = []byte("stale") // reset on every read
-			err := ReadRequest(br, max, &r)
+			err := ReadRequest(br, maxBytes, &r)
 			if err != tt.err {
 				t.Fatalf("err = %v, want %v", err, tt.err)
 			}

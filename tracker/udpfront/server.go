@@ -297,12 +297,12 @@ func (s *Server) handle(b *bufs, pkt []byte, from netip.AddrPort) []byte {
 	}
 	req := &b.req
 	err := ParsePacket(pkt, req)
-	switch err {
-	case ErrShort:
+	switch {
+	case errors.Is(err, ErrShort):
 		return s.drop(actOther, reasonShort)
-	case ErrUnknownAction:
+	case errors.Is(err, ErrUnknownAction):
 		return s.drop(actOther, reasonUnknownAction)
-	case ErrBadMagic:
+	case errors.Is(err, ErrBadMagic):
 		return s.drop(actConnect, reasonProtocolID)
 	}
 	if req.Action == ActionConnect {

@@ -372,11 +372,11 @@ func TestMalformedPackets(t *testing.T) {
 	bad = announcePacket(c.cid^1, 1, e.req(1, cf.H1, 1, 0))[:60]
 	c.expectDrop(e.srv, bad, reasonConnectionID)
 	// A packet of exactly MaxPacket is read (a 74-hash scrape).
-	max := scrapePacket(c.cid, 1, make([]tracker.InfoHash, MaxScrapeHashes)...)
-	if len(max) != DefaultMaxPacket {
-		t.Fatalf("74-hash scrape is %d bytes", len(max))
+	largest := scrapePacket(c.cid, 1, make([]tracker.InfoHash, MaxScrapeHashes)...)
+	if len(largest) != DefaultMaxPacket {
+		t.Fatalf("74-hash scrape is %d bytes", len(largest))
 	}
-	ans, err := c.roundTrip(max, 1)
+	ans, err := c.roundTrip(largest, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
