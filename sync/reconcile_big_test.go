@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	xsql "github.com/xbt-tracker/xbt-tracker/sql"
 	"github.com/xbt-tracker/xbt-tracker/tracker"
 )
 
@@ -25,15 +24,7 @@ func TestBigReconcileAtStart(t *testing.T) {
 	db, s := ghostDB(t, nFiles, nUsers)
 	t.Logf("fixture: %d torrents, %d active xbt_files_users rows in %v", nFiles, nFiles*nUsers, time.Since(start).Round(time.Millisecond))
 	ctx := context.Background()
-	trk := tracker.New(tracker.Settings{Secret: testSecret, AnnounceInterval: 1800}, tracker.Options{})
-	rec, err := xsql.NewReconciler(db, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sy := New(trk, db, xsql.NewLoader(db, s), xsql.NewWriter(db, s, xsql.WriterOptions{}), Options{Reconciler: rec}, nil)
-	if err := sy.Load(ctx); err != nil {
-		t.Fatal(err)
-	}
+	_, sy := ghostSyncer(t, db, s)
 	timed := &timedReconciler{reconciler: sy.rec}
 	sy.rec = timed
 	start = time.Now()

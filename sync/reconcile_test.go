@@ -44,6 +44,21 @@ func ghostDB(t *testing.T, nFiles, nUsers int) (*gosql.DB, xsql.Schema) {
 	return pool, s
 }
 
+// ghostSyncer is a Syncer with a reconciler on db, loaded.
+func ghostSyncer(t *testing.T, db *gosql.DB, s xsql.Schema) (*tracker.Tracker, *Syncer) {
+	t.Helper()
+	trk := tracker.New(tracker.Settings{Secret: testSecret, AnnounceInterval: 1800}, tracker.Options{})
+	rec, err := xsql.NewReconciler(db, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sy := New(trk, db, xsql.NewLoader(db, s), xsql.NewWriter(db, s, xsql.WriterOptions{}), Options{Reconciler: rec}, nil)
+	if err := sy.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return trk, sy
+}
+
 func mustDB(t *testing.T, db *gosql.DB, q string, args ...any) {
 	t.Helper()
 	if _, err := db.Exec(q, args...); err != nil {
@@ -71,15 +86,7 @@ func TestReconcileAtStart(t *testing.T) {
 			db, s := ghostDB(t, nFiles, nUsers)
 			mustDB(t, db, "INSERT INTO xbt_files_users (fid, uid, active, announced, completed, downloaded, `left`, uploaded, mtime) VALUES (99, 1, 1, 1, 0, 0, 0, 0, 100)") // a deleted torrent's row
 			ctx := context.Background()
-			trk := tracker.New(tracker.Settings{Secret: testSecret, AnnounceInterval: 1800}, tracker.Options{})
-			rec, err := xsql.NewReconciler(db, s)
-			if err != nil {
-				t.Fatal(err)
-			}
-			sy := New(trk, db, xsql.NewLoader(db, s), xsql.NewWriter(db, s, xsql.WriterOptions{}), Options{Reconciler: rec}, nil)
-			if err := sy.Load(ctx); err != nil {
-				t.Fatal(err)
-			}
+			trk, sy := ghostSyncer(t, db, s)
 			if warm {
 				// Memory holds: torrent 1 with user 7 seeding and user 8
 				// leeching (two peers of user 8, one of them stopped);
@@ -158,15 +165,7 @@ func stopAnnounce(trk *tracker.Tracker, c *client) tracker.Failure {
 func TestSweepCorrectsGhosts(t *testing.T) {
 	db, s := ghostDB(t, 2, 1200)
 	ctx := context.Background()
-	trk := tracker.New(tracker.Settings{Secret: testSecret, AnnounceInterval: 1800}, tracker.Options{})
-	rec, err := xsql.NewReconciler(db, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sy := New(trk, db, xsql.NewLoader(db, s), xsql.NewWriter(db, s, xsql.WriterOptions{}), Options{Reconciler: rec}, nil)
-	if err := sy.Load(ctx); err != nil {
-		t.Fatal(err)
-	}
+	trk, sy := ghostSyncer(t, db, s)
 	if _, err := sy.ReconcileAtStart(ctx); err != nil {
 		t.Fatal(err)
 	}
