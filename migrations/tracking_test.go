@@ -63,6 +63,12 @@ func TestTrackerObjectsUpAndDown(t *testing.T) {
 	}
 
 	// 00004 down removes exactly its objects.
+	if r, err := migrations.Down(ctx, db); err != nil || r.Source.Version != 6 {
+		t.Fatalf("Down: %v %v", r, err)
+	}
+	if r, err := migrations.Down(ctx, db); err != nil || r.Source.Version != 5 {
+		t.Fatalf("Down: %v %v", r, err)
+	}
 	if r, err := migrations.Down(ctx, db); err != nil || r.Source.Version != 4 {
 		t.Fatalf("Down: %v %v", r, err)
 	}
@@ -98,8 +104,8 @@ func TestChangeTrackingRerunAfterPartialFailure(t *testing.T) {
 	}
 	mustExec(t, db, "CREATE TABLE xbt_tracker_changes (tbl tinyint unsigned NOT NULL, id int NOT NULL, info_hash varbinary(20) NOT NULL DEFAULT '', changed datetime(6) NOT NULL, version bigint unsigned NOT NULL DEFAULT 1, PRIMARY KEY (tbl, id, info_hash), KEY changed (changed))")
 	mustExec(t, db, "CREATE TRIGGER xbt_tracker_users_ai AFTER INSERT ON xbt_users FOR EACH ROW SET @x = 1")
-	if res := mustUp(t, db); len(res) != 1 {
-		t.Fatalf("Up applied %d migrations, want 1", len(res))
+	if res := mustUp(t, db); len(res) != lastVersion-3 {
+		t.Fatalf("Up applied %d migrations, want %d (00004 on)", len(res), lastVersion-3)
 	}
 	if got := triggers(t, db); !slices.Equal(got, trackerTriggers) {
 		t.Fatalf("triggers %v", got)

@@ -68,6 +68,50 @@ func (l *Loader) DenyList(ctx context.Context) (v4 [][2]uint32, v6 [][2][16]byte
 	return v4, v6, nil
 }
 
+// ClientRules reads the client rule tables that exist: the peer_id
+// prefixes of xbt_client_whitelist (allow) and of xbt_deny_from_clients
+// (deny), as stored (tracker.NewClientRules drops empty ones). A missing
+// table yields no prefixes; a NULL peer_id (Gazelle's column allows it) is
+// an empty prefix.
+func (l *Loader) ClientRules(ctx context.Context) (allow, deny [][]byte, err error) {
+	if l.s.HasClientWhitelist {
+		if allow, err = l.prefixes(ctx, ClientWhitelistTable); err != nil {
+			return nil, nil, err
+		}
+	}
+	if l.s.HasDenyFromClients {
+		if deny, err = l.prefixes(ctx, DenyFromClientsTable); err != nil {
+			return nil, nil, err
+		}
+	}
+	return allow, deny, nil
+}
+
+// prefixes reads the peer_id column of table.
+func (l *Loader) prefixes(ctx context.Context, table string) ([][]byte, error) {
+	q, args, err := sq.Select("`peer_id`").From("`" + table + "`").ToSql()
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", table, err)
+	}
+	rows, err := l.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", table, err)
+	}
+	defer rows.Close()
+	var out [][]byte
+	for rows.Next() {
+		var p []byte
+		if err := rows.Scan(&p); err != nil {
+			return nil, fmt.Errorf("load %s: %w", table, err)
+		}
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load %s: %w", table, err)
+	}
+	return out, nil
+}
+
 // asIPv4Int accepts an address stored unsigned (0..2^32-1) or signed
 // (-2^31..2^31-1, XBT's int columns).
 func asIPv4Int(v int64) (uint32, bool) {

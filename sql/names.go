@@ -36,6 +36,7 @@ func quoteIdent(s string) (string, error) {
 // table_* and column_* settings override the classic defaults.
 type Names struct {
 	Config, Files, FilesUsers, Users, AnnounceLog, ScrapeLog, DenyFromHosts, DenyFromHosts6 string
+	Snatched                                                                                string // completion log (optional)
 
 	FilesFid, FilesLeechers, FilesSeeders, FilesCompleted, UsersUID string
 }
@@ -49,6 +50,7 @@ func DefaultNames() Names {
 		Users:          "xbt_users",
 		AnnounceLog:    "xbt_announce_log",
 		ScrapeLog:      "xbt_scrape_log",
+		Snatched:       "xbt_snatched",
 		DenyFromHosts:  "xbt_deny_from_hosts",
 		DenyFromHosts6: "xbt_deny_from_hosts6",
 		FilesFid:       "fid",
@@ -70,6 +72,7 @@ func (n Names) settings() []setting {
 		{"table_users", n.Users},
 		{"table_announce_log", n.AnnounceLog},
 		{"table_scrape_log", n.ScrapeLog},
+		{"table_snatched", n.Snatched},
 		{"table_deny_from_hosts", n.DenyFromHosts},
 		{"table_deny_from_hosts6", n.DenyFromHosts6},
 		{"column_files_fid", n.FilesFid},

@@ -27,7 +27,40 @@ type Schema struct {
 	HasTorrentPassVersion, HasCanLeech, HasWaitTime, HasPeersLimit, HasTorrentsLimit bool
 	HasAnnounced                                                                     bool
 	HasAnnounceLog, HasScrapeLog, HasDenyFromHosts, HasDenyFromHosts6                bool
+
+	// HasClientWhitelist, HasDenyFromClients: the client rule tables
+	// (ClientWhitelistTable, DenyFromClientsTable) exist with a peer_id
+	// column. Without them there is no such rule, as before migration
+	// 00005; that is normal, so it is a note, not a warning.
+	HasClientWhitelist, HasDenyFromClients bool
+
+	// HasSnatched: the completion log table (Names.Snatched, Gazelle's
+	// xbt_snatched) exists with uid and fid columns. Without it no
+	// completion is logged, as before migration 00006: no warning.
+	HasSnatched bool
 }
+
+// Notes returns informational lines about optional features that are off
+// because their table is not there (serve logs them at info level, once, at
+// start): a missing client rule table is normal, so not a warning.
+func (s Schema) Notes() []string {
+	var out []string
+	if !s.HasClientWhitelist {
+		out = append(out, "schema: client rules: no allow list (table "+ClientWhitelistTable+" not in use): every client may announce")
+	}
+	if !s.HasDenyFromClients {
+		out = append(out, "schema: client rules: no deny list (table "+DenyFromClientsTable+" not in use): no client is refused by peer_id")
+	}
+	return out
+}
+
+// The client rule tables (issue 15). Their names are fixed, the de facto
+// ones of the XBT family: Gazelle's allow list and the deny list XBT's own
+// schema file sketches.
+const (
+	ClientWhitelistTable = "xbt_client_whitelist"
+	DenyFromClientsTable = "xbt_deny_from_clients"
+)
 
 // SchemaError lists every missing required table or column. Its message is
 // one line.
@@ -73,7 +106,8 @@ func CheckSchema(ctx context.Context, db *gosql.DB, n Names) (Schema, []string, 
 		return s, nil, fmt.Errorf("schema: no database selected: name it in the DSN, e.g. %s", DSNExample)
 	}
 
-	tables := []string{n.Config, n.Files, n.FilesUsers, n.Users, n.AnnounceLog, n.ScrapeLog, n.DenyFromHosts, n.DenyFromHosts6}
+	tables := []string{n.Config, n.Files, n.FilesUsers, n.Users, n.AnnounceLog, n.ScrapeLog, n.DenyFromHosts, n.DenyFromHosts6,
+		ClientWhitelistTable, DenyFromClientsTable, n.Snatched}
 	query, args, err := sq.Select("TABLE_NAME", "COLUMN_NAME").
 		From("information_schema.COLUMNS").
 		Where(sq.Eq{"TABLE_SCHEMA": dbName.String, "TABLE_NAME": tables}).
@@ -168,6 +202,24 @@ func CheckSchema(ctx context.Context, db *gosql.DB, n Names) (Schema, []string, 
 	s.HasScrapeLog = optionalTable(n.ScrapeLog, "log_scrape=1 cannot be honoured")
 	s.HasDenyFromHosts = optionalTable(n.DenyFromHosts, "no IPv4 address ranges are denied")
 	s.HasDenyFromHosts6 = optionalTable(n.DenyFromHosts6, "no IPv6 address ranges are denied")
+	clientRule := func(table, effect string) bool {
+		switch {
+		case tc[table] == nil: // normal: see Notes
+			return false
+		case !tc.has(table, "peer_id"):
+			warnings = append(warnings, fmt.Sprintf(`schema: %s has no column "peer_id": %s`, table, effect))
+			return false
+		}
+		return true
+	}
+	s.HasClientWhitelist = clientRule(ClientWhitelistTable, "no client allow list, every client may announce")
+	s.HasDenyFromClients = clientRule(DenyFromClientsTable, "no client is denied by peer_id")
+	if tc[n.Snatched] != nil {
+		s.HasSnatched = tc.has(n.Snatched, "uid") && tc.has(n.Snatched, "fid")
+		if !s.HasSnatched {
+			warnings = append(warnings, fmt.Sprintf(`schema: %s has no column "uid" or "fid": completions are not logged`, n.Snatched))
+		}
+	}
 
 	if len(serr.Missing) > 0 {
 		return s, warnings, serr

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -44,6 +45,12 @@ type writerEnv struct {
 	maxFUUp, maxFUDown, maxFUCompleted, maxFUAnnounced uint64
 	announceCols, scrapeCols                           []string
 	announceIPA, scrapeIPA                             bool
+	// The completion log (xbt_snatched): its quoted name, the columns it
+	// has of snatchedColumns, and the IP column's width in characters
+	// (0: no limit known).
+	snatched     string
+	snatchedCols []string
+	snatchedIPW  int
 }
 
 // announceLogColumns and scrapeLogColumns are the log columns the writer
@@ -51,6 +58,10 @@ type writerEnv struct {
 var (
 	announceLogColumns = []string{"ipa", "ipv6", "port", "event", "info_hash", "peer_id", "downloaded", "left0", "uploaded", "uid", "mtime"}
 	scrapeLogColumns   = []string{"ipa", "ipv6", "info_hash", "uid", "mtime"}
+	// Gazelle's xbt_snatched (its IP column is "IP"; names are compared
+	// lower-cased, and MySQL column names are case-insensitive). seedtime
+	// is left to its default.
+	snatchedColumns = []string{"uid", "tstamp", "fid", "ip"}
 )
 
 // ensureEnv fills w.env on first use (and again after a failed attempt).
@@ -64,7 +75,7 @@ func (w *Writer) ensureEnv(ctx context.Context) error {
 		name string
 	}{
 		{&e.users, w.s.Users}, {&e.files, w.s.Files}, {&e.filesUsers, w.s.FilesUsers},
-		{&e.announceLog, w.s.AnnounceLog}, {&e.scrapeLog, w.s.ScrapeLog},
+		{&e.announceLog, w.s.AnnounceLog}, {&e.scrapeLog, w.s.ScrapeLog}, {&e.snatched, w.s.Snatched},
 		{&e.uid, w.s.UsersUID}, {&e.fid, w.s.FilesFid}, {&e.fuFid, w.s.FilesUsersFid},
 		{&e.leechers, w.s.FilesLeechers}, {&e.seeders, w.s.FilesSeeders}, {&e.completed, w.s.FilesCompleted},
 	} {
@@ -79,9 +90,9 @@ func (w *Writer) ensureEnv(ctx context.Context) error {
 		return fmt.Errorf("writer: read max_allowed_packet: %w", err)
 	}
 
-	cols, err := readColumns(ctx, w.db, w.s.AnnounceLog, w.s.ScrapeLog, writersTable, w.s.Users, w.s.Files, w.s.FilesUsers)
+	cols, err := readColumns(ctx, w.db, w.s.AnnounceLog, w.s.ScrapeLog, writersTable, w.s.Users, w.s.Files, w.s.FilesUsers, w.s.Snatched)
 	if err != nil {
-		return fmt.Errorf("writer: read columns of %s, %s, %s, %s, %s, %s: %w", w.s.Users, w.s.Files, w.s.FilesUsers, w.s.AnnounceLog, w.s.ScrapeLog, writersTable, err)
+		return fmt.Errorf("writer: read columns of %s, %s, %s, %s, %s, %s, %s: %w", w.s.Users, w.s.Files, w.s.FilesUsers, w.s.AnnounceLog, w.s.ScrapeLog, w.s.Snatched, writersTable, err)
 	}
 	e.maxUsersUp = columnMax(cols[w.s.Users]["uploaded"])
 	e.maxUsersDown = columnMax(cols[w.s.Users]["downloaded"])
@@ -102,6 +113,12 @@ func (w *Writer) ensureEnv(ctx context.Context) error {
 		}
 	}
 	e.scrapeIPA = cols[w.s.ScrapeLog]["ipa"] != ""
+	for _, c := range snatchedColumns {
+		if cols[w.s.Snatched][c] != "" {
+			e.snatchedCols = append(e.snatchedCols, c)
+		}
+	}
+	e.snatchedIPW = columnWidth(cols[w.s.Snatched]["ip"])
 
 	if cols[writersTable]["seq"] != "" {
 		// Create this Writer's row now, so that a settle query always finds
@@ -151,6 +168,20 @@ func readColumns(ctx context.Context, db *gosql.DB, tables ...string) (map[strin
 		out[t][strings.ToLower(c)] = strings.ToLower(typ)
 	}
 	return out, rows.Err()
+}
+
+// columnWidth is the length of a string column type, e.g. 15 for
+// "varchar(15)"; 0 when the type has none (text: no limit the writer knows).
+func columnWidth(typ string) int {
+	i, j := strings.IndexByte(typ, '('), strings.IndexByte(typ, ')')
+	if i < 0 || j < i {
+		return 0
+	}
+	n, err := strconv.Atoi(typ[i+1 : j])
+	if err != nil {
+		return 0
+	}
+	return n
 }
 
 // columnMax is the largest value a column of this integer type holds (the

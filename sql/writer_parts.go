@@ -68,7 +68,8 @@ const (
 )
 
 // plan cuts b into parts in write order: new torrents first (so the next
-// reload sees their fids soon), then files, users, files_users, logs.
+// reload sees their fids soon), then files, users, files_users, logs (the
+// completion log last). A log whose table is absent is dropped.
 func (w *Writer) plan(b *tracker.Batch) []part {
 	e := w.env
 	var parts []part
@@ -89,6 +90,9 @@ func (w *Writer) plan(b *tracker.Batch) []part {
 	}
 	if w.s.HasScrapeLog && len(e.scrapeCols) > 0 {
 		add(newScrapeLogPart(e, b.ScrapeLog))
+	}
+	if w.s.HasSnatched && len(e.snatchedCols) > 0 {
+		add(newSnatchedPart(e, b.Snatches))
 	}
 	return parts
 }

@@ -158,3 +158,48 @@ func newScrapeLogPart(e *writerEnv, rows []tracker.ScrapeLogEntry) *logPart[trac
 		text: func(r *tracker.ScrapeLogEntry) string { return logText(r.UID, r.InfoHash, r.Mtime) },
 	}
 }
+
+// snatchedIP is the completing peer's address as xbt_snatched's IP column
+// stores it: the textual address (IPv4 dotted, IPv6 as netip prints it),
+// or an empty string when it does not fit the column (width, 0 = no limit):
+// Gazelle's varchar(15) holds every IPv4 address but not most IPv6 ones,
+// and a value too long must never fail the row (strict mode refuses it).
+func snatchedIP(a netip.Addr, width int) string {
+	if !a.IsValid() {
+		return ""
+	}
+	s := a.Unmap().String()
+	if width > 0 && len(s) > width {
+		return ""
+	}
+	return s
+}
+
+// newSnatchedPart is the completion log's part (xbt_snatched): one row per
+// completion, in the columns the table has of uid, tstamp, fid and IP.
+func newSnatchedPart(e *writerEnv, rows []tracker.SnatchEntry) *logPart[tracker.SnatchEntry] {
+	return &logPart[tracker.SnatchEntry]{
+		name: e.names.Snatched, quoted: e.snatched, columns: e.snatchedCols,
+		fixed: 256, binCols: 1, rows: rows,
+		values: func(r *tracker.SnatchEntry, vals []any) {
+			for j, c := range e.snatchedCols {
+				switch c {
+				case "uid":
+					vals[j] = r.UID
+				case "tstamp":
+					vals[j] = r.Mtime
+				case "fid":
+					vals[j] = r.Fid
+				case "ip":
+					vals[j] = snatchedIP(r.Addr, e.snatchedIPW)
+				}
+			}
+		},
+		back: func(dst *tracker.Batch, rows []tracker.SnatchEntry) {
+			dst.Snatches = append(dst.Snatches, rows...)
+		},
+		text: func(r *tracker.SnatchEntry) string {
+			return fmt.Sprintf("uid=%d fid=%d tstamp=%d", r.UID, r.Fid, r.Mtime)
+		},
+	}
+}

@@ -113,6 +113,9 @@ type fakeSource struct {
 	users     map[uint32]tracker.User
 	torrents  map[tracker.InfoHash]tracker.Torrent
 	deny4     [][2]uint32
+	allow     [][]byte // client rules
+	denyIDs   [][]byte
+	rulesErr  error
 	lookupErr error
 }
 
@@ -164,6 +167,12 @@ func (f *fakeSource) DenyList(context.Context) ([][2]uint32, [][2][16]byte, erro
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.deny4, nil, nil
+}
+
+func (f *fakeSource) ClientRules(context.Context) ([][]byte, [][]byte, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.allow, f.denyIDs, f.rulesErr
 }
 
 // harness is a tracker with users 1..nUsers and torrents 1..nTorrents, a

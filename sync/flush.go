@@ -196,6 +196,7 @@ func (s *Syncer) Shutdown(ctx context.Context) error {
 // LossError is what Shutdown could not write before its deadline.
 type LossError struct {
 	Users, Files, FileUsers, NewFiles, AnnounceLog, ScrapeLog int    // rows per table
+	Snatched                                                  int    // completion log rows (xbt_snatched)
 	Uploaded, Downloaded                                      uint64 // bytes of the xbt_users deltas
 	InDoubt                                                   int    // rows whose commit is unknown: possibly written
 	Err                                                       error  // the last write error
@@ -203,12 +204,12 @@ type LossError struct {
 
 // Rows is the number of rows not written.
 func (e *LossError) Rows() int {
-	return e.Users + e.Files + e.FileUsers + e.NewFiles + e.AnnounceLog + e.ScrapeLog
+	return e.Users + e.Files + e.FileUsers + e.NewFiles + e.AnnounceLog + e.ScrapeLog + e.Snatched
 }
 
 func (e *LossError) Error() string {
-	msg := fmt.Sprintf("statistics not written to the database before the shutdown deadline: %d rows (xbt_users %d, xbt_files %d, xbt_files_users %d, new torrents %d, announce log %d, scrape log %d) carrying %d uploaded and %d downloaded bytes",
-		e.Rows(), e.Users, e.Files, e.FileUsers, e.NewFiles, e.AnnounceLog, e.ScrapeLog, e.Uploaded, e.Downloaded)
+	msg := fmt.Sprintf("statistics not written to the database before the shutdown deadline: %d rows (xbt_users %d, xbt_files %d, xbt_files_users %d, new torrents %d, announce log %d, scrape log %d, completion log %d) carrying %d uploaded and %d downloaded bytes",
+		e.Rows(), e.Users, e.Files, e.FileUsers, e.NewFiles, e.AnnounceLog, e.ScrapeLog, e.Snatched, e.Uploaded, e.Downloaded)
 	if e.InDoubt > 0 {
 		msg += fmt.Sprintf("; %d more rows possibly written (commit outcome unknown)", e.InDoubt)
 	}
@@ -225,6 +226,7 @@ func lossOf(b *tracker.Batch) *LossError {
 	e := &LossError{
 		Users: len(b.Users), Files: len(b.Files), FileUsers: len(b.FileUsers),
 		NewFiles: len(b.NewFiles), AnnounceLog: len(b.AnnounceLog), ScrapeLog: len(b.ScrapeLog),
+		Snatched: len(b.Snatches),
 	}
 	for _, d := range b.Users {
 		e.Uploaded += d.Uploaded
@@ -250,6 +252,7 @@ func (s *Syncer) reportLoss(last error, attempts int) error {
 		zap.Int("new_torrents", e.NewFiles),
 		zap.Int("announce_log_rows", e.AnnounceLog),
 		zap.Int("scrape_log_rows", e.ScrapeLog),
+		zap.Int("snatched_rows", e.Snatched),
 		zap.Uint64("uploaded_bytes_lost", e.Uploaded),
 		zap.Uint64("downloaded_bytes_lost", e.Downloaded),
 		zap.Int("in_doubt_rows", e.InDoubt),

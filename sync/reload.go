@@ -39,7 +39,7 @@ func (s *Syncer) Load(ctx context.Context) error {
 
 // Reload applies what changed in the database since the last load: users
 // and torrents added, changed or removed (passkey version bumps, flags & 1
-// deletions), and the deny list. A full snapshot replaces the tracker's
+// deletions), the deny list and the client rules. A full snapshot replaces the tracker's
 // sets; an incremental one is applied key by key. Announces keep running.
 func (s *Syncer) Reload(ctx context.Context) error {
 	s.reloadMu.Lock()
@@ -69,7 +69,8 @@ func (s *Syncer) Reload(ctx context.Context) error {
 	return nil
 }
 
-// reload reads a snapshot and the deny list and applies both (reloadMu held).
+// reload reads a snapshot, the deny list and the client rules and applies
+// them (reloadMu held).
 func (s *Syncer) reload(ctx context.Context) (*xsql.Snapshot, int, error) {
 	snap, err := s.ld.Load(ctx)
 	if err != nil {
@@ -84,6 +85,11 @@ func (s *Syncer) reload(ctx context.Context) (*xsql.Snapshot, int, error) {
 		return snap, 0, err
 	}
 	s.trk.SetDenyList(tracker.NewDenyList(v4, v6))
+	allow, deny, err := s.ld.ClientRules(ctx)
+	if err != nil {
+		return snap, 0, err
+	}
+	s.trk.SetClientRules(tracker.NewClientRules(allow, deny))
 	return snap, len(v4) + len(v6), nil
 }
 

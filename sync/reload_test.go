@@ -172,3 +172,38 @@ func TestRunLoops(t *testing.T) {
 		t.Fatal("Run did not return after its context ended")
 	}
 }
+
+// The client rules are read with the deny list at the load and at every
+// reload; a failure to read them fails the reload and keeps the old rules.
+func TestReloadAppliesClientRules(t *testing.T) {
+	h := newHarness(t, 0, 0, Options{})
+	h.src.allow = [][]byte{[]byte("-TR3"), []byte("-UT3")}
+	h.src.denyIDs = [][]byte{[]byte("-XX")}
+	if err := h.s.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if a, d := h.trk.ClientRules().Len(); a != 2 || d != 1 {
+		t.Fatalf("after load: %d allow, %d deny prefixes; want 2, 1", a, d)
+	}
+	h.src.allow, h.src.denyIDs = nil, [][]byte{[]byte("-XX"), []byte("-YY")}
+	if err := h.s.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if a, d := h.trk.ClientRules().Len(); a != 0 || d != 2 {
+		t.Fatalf("after reload: %d allow, %d deny prefixes; want 0, 2", a, d)
+	}
+	h.src.rulesErr = errors.New("gone")
+	if err := h.s.Reload(context.Background()); err == nil {
+		t.Fatal("reload with a failing client rules read succeeded")
+	}
+	if _, d := h.trk.ClientRules().Len(); d != 2 {
+		t.Fatal("failed reload changed the client rules")
+	}
+	h.src.rulesErr, h.src.denyIDs = nil, nil
+	if err := h.s.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if h.trk.ClientRules() != nil {
+		t.Fatal("empty tables left client rules installed")
+	}
+}

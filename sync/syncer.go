@@ -112,6 +112,7 @@ type source interface {
 	LookupUser(context.Context, uint32) (tracker.User, error)
 	LookupTorrent(context.Context, tracker.InfoHash) (tracker.Torrent, error)
 	DenyList(context.Context) ([][2]uint32, [][2][16]byte, error)
+	ClientRules(context.Context) (allow, deny [][]byte, err error)
 }
 
 // Status is what /statistics shows of the database sync.

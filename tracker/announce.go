@@ -10,6 +10,9 @@ package tracker
 //
 //  0. host in the deny list (checked here so no frontend can forget it)
 //  1. offline_message
+//     1b. client rules: peer_id not in the allow list, or in the deny list
+//     (not XBT's; checked before the passkey so a refused client costs
+//     nothing else, and not logged, like a denied host)
 //  2. unregistered torrent pass (no valid passkey, anonymous_announce off)
 //  3. unregistered torrent (unknown info_hash, auto_register off)
 //  4. leeching forbidden (can_leech 0)
@@ -39,6 +42,9 @@ func (t *Tracker) announce(c *config, sh *torrentShard, a *Announce, now int64, 
 	if c.s.OfflineMessage != "" {
 		t.logAnnounce(c, a, 0, now)
 		return Failure(c.s.OfflineMessage)
+	}
+	if f := t.checkClient(a); f != "" {
+		return f
 	}
 	one := [1]InfoHash{a.InfoHash} // stays on the stack
 	u := t.resolveUser(c, a.Passkey, one[:])
@@ -197,6 +203,12 @@ func (t *Tracker) update(c *config, s *swarm, a *Announce, u *User, uid uint32, 
 		present = true
 	}
 	s.completed += complete
+	if complete != 0 && u != nil && s.fid != 0 {
+		// One xbt_snatched row per counted completion (flagCounted makes
+		// it once per peer). fid 0 (auto-registered, not reloaded yet):
+		// not logged, like its completed count.
+		t.ledger.snatch(&SnatchEntry{Addr: a.Addr, UID: uid, Fid: s.fid, Mtime: now})
+	}
 
 	r := announceRecord{
 		uid: uid, user: u != nil, fid: s.fid,

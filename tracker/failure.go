@@ -30,6 +30,14 @@ const (
 // client a trusted proxy named.
 const ErrHostDenied Failure = "access denied, host banned"
 
+// Refusals by the client rules (ClientRules), checked right after the host
+// deny list and offline_message. Each names the rule and its table, so a
+// user can tell which client to use and an operator where to look.
+const (
+	ErrClientNotAllowed Failure = "access denied, client not in the allow list (xbt_client_whitelist)"
+	ErrClientDenied     Failure = "access denied, client banned (xbt_deny_from_clients)"
+)
+
 // Refusals of a request that cannot be parsed, by either frontend. Each
 // names the parameter at fault.
 const (

@@ -54,6 +54,16 @@ type ScrapeLogEntry struct {
 	Mtime    int64
 }
 
+// SnatchEntry is one xbt_snatched row: one completion the engine counted
+// (flagCounted) for a known user on a torrent with a fid. A completion on a
+// torrent auto-registered in this window, whose fid is not known yet, is not
+// logged, just as its xbt_files row gets no completed count.
+type SnatchEntry struct {
+	Addr     netip.Addr
+	UID, Fid uint32
+	Mtime    int64
+}
+
 // Batch is everything to write back to the database, coalesced by primary
 // key: one entry per uid, per fid and per (fid,uid) however many announces
 // touched it.
@@ -64,6 +74,7 @@ type Batch struct {
 	NewFiles    map[InfoHash]int64 // auto-registered torrents: ctime
 	AnnounceLog []AnnounceLogEntry
 	ScrapeLog   []ScrapeLogEntry
+	Snatches    []SnatchEntry // completions, in order (xbt_snatched)
 }
 
 // Len is the number of rows the batch holds.
@@ -72,7 +83,7 @@ func (b *Batch) Len() int {
 		return 0
 	}
 	return len(b.Users) + len(b.Files) + len(b.FileUsers) + len(b.NewFiles) +
-		len(b.AnnounceLog) + len(b.ScrapeLog)
+		len(b.AnnounceLog) + len(b.ScrapeLog) + len(b.Snatches)
 }
 
 // newBatch returns an empty batch whose maps are sized for the given
@@ -131,6 +142,7 @@ func (b *Batch) mergeNewer(n *Batch) {
 	}
 	b.AnnounceLog = append(b.AnnounceLog, n.AnnounceLog...)
 	b.ScrapeLog = append(b.ScrapeLog, n.ScrapeLog...)
+	b.Snatches = append(b.Snatches, n.Snatches...)
 }
 
 // ledgerShards splits the pending ledger so that announces on different
@@ -153,9 +165,12 @@ type ledger struct {
 	shards [ledgerShards]ledgerShard
 
 	// The logs are ordered and off by default: one mutex of their own.
+	// Completions are always recorded (they are rare); the writer drops
+	// them when the database has no xbt_snatched.
 	logMu       sync.Mutex
 	announceLog []AnnounceLogEntry
 	scrapeLog   []ScrapeLogEntry
+	snatches    []SnatchEntry
 }
 
 type ledgerShard struct {
@@ -291,6 +306,12 @@ func (l *ledger) logScrape(e *ScrapeLogEntry) {
 	l.logMu.Unlock()
 }
 
+func (l *ledger) snatch(e *SnatchEntry) {
+	l.logMu.Lock()
+	l.snatches = append(l.snatches, *e)
+	l.logMu.Unlock()
+}
+
 // Drain hands the whole pending ledger over and starts an empty one. Each
 // shard's lock is held only to swap a pointer; the shards' batches are then
 // combined into one outside any lock (Files and FileUsers rows are disjoint
@@ -311,8 +332,8 @@ func (t *Tracker) Drain() *Batch {
 		ls.mu.Unlock()
 	}
 	l.logMu.Lock()
-	alog, slog := l.announceLog, l.scrapeLog
-	l.announceLog, l.scrapeLog = nil, nil
+	alog, slog, snatches := l.announceLog, l.scrapeLog, l.snatches
+	l.announceLog, l.scrapeLog, l.snatches = nil, nil, nil
 	l.logMu.Unlock()
 
 	// The largest part is the base the others are added to.
@@ -328,7 +349,7 @@ func (t *Tracker) Drain() *Batch {
 			b.mergeNewer(p)
 		}
 	}
-	b.AnnounceLog, b.ScrapeLog = alog, slog
+	b.AnnounceLog, b.ScrapeLog, b.Snatches = alog, slog, snatches
 	return b
 }
 
@@ -383,10 +404,11 @@ func (t *Tracker) Restore(b *Batch) {
 		ls.b = p
 		ls.mu.Unlock()
 	}
-	if len(b.AnnounceLog)+len(b.ScrapeLog) > 0 {
+	if len(b.AnnounceLog)+len(b.ScrapeLog)+len(b.Snatches) > 0 {
 		l.logMu.Lock()
 		l.announceLog = append(b.AnnounceLog, l.announceLog...)
 		l.scrapeLog = append(b.ScrapeLog, l.scrapeLog...)
+		l.snatches = append(b.Snatches, l.snatches...)
 		l.logMu.Unlock()
 	}
 }
@@ -404,7 +426,7 @@ func (t *Tracker) LedgerLen() int {
 		ls.mu.Unlock()
 	}
 	l.logMu.Lock()
-	n += len(l.announceLog) + len(l.scrapeLog)
+	n += len(l.announceLog) + len(l.scrapeLog) + len(l.snatches)
 	l.logMu.Unlock()
 	return n
 }

@@ -96,7 +96,10 @@ func TestDrainRestore(t *testing.T) {
 	if fu := b.FileUsers[FileUserKey{2, 1}]; fu.Completed != 1 || fu.Announced != 2 || fu.Left != 0 {
 		t.Errorf("files_users (2,1) %+v", fu)
 	}
-	if b.Len() != 5 {
+	if len(b.Snatches) != 1 || b.Snatches[0].Fid != 2 {
+		t.Errorf("snatches %+v: the completion of h2, once", b.Snatches)
+	}
+	if b.Len() != 6 { // 5 rows and the snatch
 		t.Errorf("batch len %d: %+v", b.Len(), b)
 	}
 }

@@ -25,13 +25,15 @@ var (
 		"Peers removed because they stopped announcing.", nil, nil)
 	descCreditCapped = prometheus.NewDesc("xbt_tracker_credit_capped_total",
 		"Announces whose uploaded or downloaded delta was over max_credit_per_announce: that counter was credited nothing.", nil, nil)
+	descClientRefused = prometheus.NewDesc("xbt_tracker_client_refused_total",
+		"Announces refused by the client rules, by rule: allow (peer_id not in xbt_client_whitelist), deny (peer_id in xbt_deny_from_clients).", []string{"rule"}, nil)
 )
 
 type collector struct{ t *Tracker }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descTorrents, descTorrentsWithPeers, descPeers,
-		descUsers, descLedger, descAnnounces, descScrapes, descExpired, descCreditCapped} {
+		descUsers, descLedger, descAnnounces, descScrapes, descExpired, descCreditCapped, descClientRefused} {
 		ch <- d
 	}
 }
@@ -51,4 +53,6 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descScrapes, k, float64(st.ScrapesFailed), "failed")
 	ch <- prometheus.MustNewConstMetric(descExpired, k, float64(st.Expired))
 	ch <- prometheus.MustNewConstMetric(descCreditCapped, k, float64(st.CreditCapped))
+	ch <- prometheus.MustNewConstMetric(descClientRefused, k, float64(st.ClientNotAllowed), "allow")
+	ch <- prometheus.MustNewConstMetric(descClientRefused, k, float64(st.ClientDenied), "deny")
 }

@@ -16,6 +16,9 @@ type Stats struct {
 	ScrapesFailed   uint64
 	Expired         uint64 // peers removed by Expire
 	CreditCapped    uint64 // announces whose delta was over MaxCreditPerAnnounce (credited nothing for that counter)
+
+	ClientNotAllowed uint64 // announces refused: peer_id not in the allow list (ErrClientNotAllowed)
+	ClientDenied     uint64 // announces refused: peer_id in the deny list (ErrClientDenied)
 }
 
 // Stats sums the per-shard counters, which every swarm change keeps exact,
@@ -39,5 +42,7 @@ func (t *Tracker) Stats() Stats {
 	st.Users = int(t.users.count.Load())
 	st.LedgerLen = t.LedgerLen()
 	st.CreditCapped = t.caps.total.Load()
+	st.ClientNotAllowed = t.clientRefused[ruleAllow].Load()
+	st.ClientDenied = t.clientRefused[ruleDeny].Load()
 	return st
 }

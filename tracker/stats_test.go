@@ -61,18 +61,20 @@ func TestStatsAndCollector(t *testing.T) {
 		}
 	}
 	wantM := map[string]float64{
-		"xbt_tracker_torrents":                       3,
-		"xbt_tracker_torrents_with_peers":            1,
-		"xbt_tracker_peers{state=seeder}":            0,
-		"xbt_tracker_peers{state=leecher}":           1,
-		"xbt_tracker_users":                          2,
-		"xbt_tracker_ledger_entries":                 float64(want.LedgerLen),
-		"xbt_tracker_announces_total{result=ok}":     4,
-		"xbt_tracker_announces_total{result=failed}": 1,
-		"xbt_tracker_scrapes_total{result=ok}":       1,
-		"xbt_tracker_scrapes_total{result=failed}":   2,
-		"xbt_tracker_peers_expired_total":            2,
-		"xbt_tracker_credit_capped_total":            0,
+		"xbt_tracker_torrents":                         3,
+		"xbt_tracker_torrents_with_peers":              1,
+		"xbt_tracker_peers{state=seeder}":              0,
+		"xbt_tracker_peers{state=leecher}":             1,
+		"xbt_tracker_users":                            2,
+		"xbt_tracker_ledger_entries":                   float64(want.LedgerLen),
+		"xbt_tracker_announces_total{result=ok}":       4,
+		"xbt_tracker_announces_total{result=failed}":   1,
+		"xbt_tracker_scrapes_total{result=ok}":         1,
+		"xbt_tracker_scrapes_total{result=failed}":     2,
+		"xbt_tracker_peers_expired_total":              2,
+		"xbt_tracker_credit_capped_total":              0,
+		"xbt_tracker_client_refused_total{rule=allow}": 0,
+		"xbt_tracker_client_refused_total{rule=deny}":  0,
 	}
 	for k, v := range wantM {
 		if g, ok := got[k]; !ok || g != v {

@@ -46,10 +46,14 @@ type Tracker struct {
 	seed   uint64
 	shards [torrentShards]torrentShard
 
-	users  userStore
-	deny   atomic.Pointer[DenyList]
-	ledger ledger
-	caps   creditCaps // announces refused credit by MaxCreditPerAnnounce
+	users userStore
+	deny  atomic.Pointer[DenyList]
+	// clients is nil when no client rule is set (the common case: one
+	// nil test per announce).
+	clients       atomic.Pointer[ClientRules]
+	clientRefused [2]atomic.Uint64 // announces refused by rule: ruleAllow, ruleDeny
+	ledger        ledger
+	caps          creditCaps // announces refused credit by MaxCreditPerAnnounce
 
 	resolver atomic.Pointer[resolverBox] // nil: no on-demand lookups
 

@@ -98,6 +98,7 @@ func names(cfg config.Config) xsql.Names {
 	n.Users = cfg.TableUsers
 	n.AnnounceLog = cfg.TableAnnounceLog
 	n.ScrapeLog = cfg.TableScrapeLog
+	n.Snatched = cfg.TableSnatched
 	n.DenyFromHosts = cfg.TableDenyFromHosts
 	n.FilesFid = cfg.ColumnFilesFID
 	n.FilesLeechers = cfg.ColumnFilesLeechers

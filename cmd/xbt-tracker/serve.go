@@ -78,6 +78,9 @@ func serve(ctx context.Context, log *zap.Logger, src config.Sources, cfg config.
 	for _, w := range warnings {
 		log.Warn(w)
 	}
+	for _, n := range schema.Notes() {
+		log.Info(n)
+	}
 	if cfg.TorrentPassPrivateKey == "" {
 		secret, created, err := xsql.EnsureSecret(ctx, db, xsql.DefaultNames().Config, func() (string, error) {
 			return passkey.GenerateSecret(rand.Reader)
@@ -168,6 +171,8 @@ func serve(ctx context.Context, log *zap.Logger, src config.Sources, cfg config.
 				{Name: "rows quarantined", Value: int64(st.QuarantinedRows)},
 				{Name: "seconds since the last successful flush", Value: int64(st.FlushAge / time.Second)},
 				{Name: "announces refused credit (max_credit_per_announce)", Value: int64(trk.Stats().CreditCapped)},
+				{Name: "announces refused: client not in the allow list", Value: int64(trk.Stats().ClientNotAllowed)},
+				{Name: "announces refused: client in the deny list", Value: int64(trk.Stats().ClientDenied)},
 			},
 		}
 	}

@@ -43,6 +43,7 @@ type Config struct {
 	TableFiles            string        // table_files
 	TableFilesUsers       string        // table_files_users
 	TableScrapeLog        string        // table_scrape_log
+	TableSnatched         string        // table_snatched
 	TableUsers            string        // table_users
 	ColumnFilesCompleted  string        // column_files_completed
 	ColumnFilesFID        string        // column_files_fid

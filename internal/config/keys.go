@@ -100,6 +100,7 @@ func newSpecTable() []spec {
 		ident("table_files", "xbt_files", "Name of the torrents table (xbt_torrents in XBT's 2019 schema).", func(c *Config) *string { return &c.TableFiles }),
 		ident("table_files_users", "xbt_files_users", "Name of the per-user, per-torrent table (xbt_peers in XBT's 2019 schema).", func(c *Config) *string { return &c.TableFilesUsers }),
 		ident("table_scrape_log", "xbt_scrape_log", "Name of the scrape log table.", func(c *Config) *string { return &c.TableScrapeLog }),
+		ident("table_snatched", "xbt_snatched", "Name of the completion log table (Gazelle's xbt_snatched: one row per completion, written when the table exists).", func(c *Config) *string { return &c.TableSnatched }),
 		ident("table_users", "xbt_users", "Name of the users table.", func(c *Config) *string { return &c.TableUsers }),
 		ident("column_files_completed", "completed", "Column of table_files counting completed downloads.", func(c *Config) *string { return &c.ColumnFilesCompleted }),
 		ident("column_files_fid", "fid", "Key column of table_files (tid in XBT's 2019 schema).", func(c *Config) *string { return &c.ColumnFilesFID }),

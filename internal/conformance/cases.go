@@ -226,6 +226,21 @@ var Cases = []Case{
 		},
 	},
 	{
+		Name: "failure/1b client rules: allow list, deny list, before the passkey",
+		Run: func(e *Env) {
+			// PeerID(n) starts with "-CF0001-".
+			e.Tracker.SetClientRules(tracker.NewClientRules([][]byte{[]byte("-TR3")}, nil))
+			r := e.Req(0, Unknown, 1, 10)
+			r.Passkey = badPasskey
+			e.WantFailure(r, tracker.ErrClientNotAllowed)
+			e.WantFailure(e.Req(1, H1, 1, 0), tracker.ErrClientNotAllowed)
+			e.Tracker.SetClientRules(tracker.NewClientRules([][]byte{[]byte("-CF")}, [][]byte{[]byte("-CF0001-")}))
+			e.WantFailure(e.Req(1, H1, 1, 0), tracker.ErrClientDenied) // deny wins
+			e.Tracker.SetClientRules(tracker.NewClientRules([][]byte{[]byte("-CF")}, [][]byte{[]byte("-TR")}))
+			e.MustAnnounce(e.Req(1, H1, 1, 0))
+		},
+	},
+	{
 		Name: "failure/2 unregistered torrent pass beats unregistered torrent",
 		Run: func(e *Env) {
 			r := e.Req(0, Unknown, 1, 10)
