@@ -352,7 +352,7 @@ func BenchmarkWriterBuild(b *testing.B) {
 		batch.FileUsers[tracker.FileUserKey{Fid: i, UID: i}] = tracker.FileUserDelta{Active: true, Announced: 1, Uploaded: 5, Mtime: 1}
 	}
 	up := newUserPart(e, batch.Users)
-	fp := newFileUserPart(e, true, batch.FileUsers)
+	fp := newFileUserPart(e, fileUserCols{announced: true}, batch.FileUsers)
 	b.Run("users", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {

@@ -26,7 +26,13 @@ type Schema struct {
 
 	HasTorrentPassVersion, HasCanLeech, HasWaitTime, HasPeersLimit, HasTorrentsLimit bool
 	HasAnnounced                                                                     bool
-	HasAnnounceLog, HasScrapeLog, HasDenyFromHosts, HasDenyFromHosts6                bool
+
+	// HasTimeSpent, HasLeechTime: xbt_files_users has timespent (seconds
+	// seeding, Gazelle's name) and leechtime (seconds leeching). Added by
+	// "migrate up --extras" or by the catalog; without them nothing is
+	// written, as before: no warning (a note, like the client rules).
+	HasTimeSpent, HasLeechTime                                        bool
+	HasAnnounceLog, HasScrapeLog, HasDenyFromHosts, HasDenyFromHosts6 bool
 
 	// HasClientWhitelist, HasDenyFromClients: the client rule tables
 	// (ClientWhitelistTable, DenyFromClientsTable) exist with a peer_id
@@ -197,6 +203,8 @@ func CheckSchema(ctx context.Context, db *gosql.DB, n Names) (Schema, []string, 
 		}
 		require(n.FilesUsers, "uid", "active", "completed", "downloaded", "left", "uploaded", "mtime")
 		s.HasAnnounced = optional(n.FilesUsers, "announced", "announce counts per user and torrent are not written")
+		s.HasTimeSpent = tc.has(n.FilesUsers, "timespent")
+		s.HasLeechTime = tc.has(n.FilesUsers, "leechtime")
 	}
 	s.HasAnnounceLog = optionalTable(n.AnnounceLog, "log_announce=1 cannot be honoured")
 	s.HasScrapeLog = optionalTable(n.ScrapeLog, "log_scrape=1 cannot be honoured")

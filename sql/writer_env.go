@@ -43,6 +43,7 @@ type writerEnv struct {
 	maxUsersUp, maxUsersDown                           uint64
 	maxFilesCompleted                                  uint64
 	maxFUUp, maxFUDown, maxFUCompleted, maxFUAnnounced uint64
+	maxFUTimeSpent, maxFULeechTime                     uint64
 	announceCols, scrapeCols                           []string
 	announceIPA, scrapeIPA                             bool
 	// The completion log (xbt_snatched): its quoted name, the columns it
@@ -101,6 +102,8 @@ func (w *Writer) ensureEnv(ctx context.Context) error {
 	e.maxFUDown = columnMax(cols[w.s.FilesUsers]["downloaded"])
 	e.maxFUCompleted = columnMax(cols[w.s.FilesUsers]["completed"])
 	e.maxFUAnnounced = columnMax(cols[w.s.FilesUsers]["announced"])
+	e.maxFUTimeSpent = columnMax(cols[w.s.FilesUsers]["timespent"])
+	e.maxFULeechTime = columnMax(cols[w.s.FilesUsers]["leechtime"])
 	for _, c := range announceLogColumns {
 		if cols[w.s.AnnounceLog][c] != "" {
 			e.announceCols = append(e.announceCols, c)

@@ -84,7 +84,7 @@ func (w *Writer) plan(b *tracker.Batch) []part {
 	add(newRegisterPart(e, b.NewFiles))
 	add(newFilePart(e, b.Files))
 	add(newUserPart(e, b.Users))
-	add(newFileUserPart(e, w.s.HasAnnounced, b.FileUsers))
+	add(newFileUserPart(e, fileUserCols{w.s.HasAnnounced, w.s.HasTimeSpent, w.s.HasLeechTime}, b.FileUsers))
 	if w.s.HasAnnounceLog && len(e.announceCols) > 0 {
 		add(newAnnounceLogPart(e, b.AnnounceLog))
 	}

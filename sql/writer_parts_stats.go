@@ -165,12 +165,19 @@ func (p *filePart) row(i int) rowInfo {
 // fileUserPart: xbt_files_users, INSERT ... ON DUPLICATE KEY UPDATE like
 // XBT: the row is created on a user's first announce of a torrent.
 // announced, completed, downloaded, uploaded are summed; active, left, mtime
-// overwritten. VALUES() in the update clause is the form MariaDB and MySQL 8
+// overwritten. The optional columns announced, timespent (seconds seeding,
+// Gazelle's name) and leechtime (seconds leeching) are written, summed, only
+// when the table has them (fileUserCols, from the Schema). VALUES() in the update clause is the form MariaDB and MySQL 8
 // both accept (MySQL's row alias is rejected by MariaDB).
 type fileUserPart struct {
-	e         *writerEnv
-	announced bool
-	rows      []fileUserRow
+	e *writerEnv
+	fileUserCols
+	rows []fileUserRow
+}
+
+// fileUserCols says which optional xbt_files_users columns exist.
+type fileUserCols struct {
+	announced, timeSpent, leechTime bool
 }
 
 type fileUserRow struct {
@@ -178,8 +185,8 @@ type fileUserRow struct {
 	d tracker.FileUserDelta
 }
 
-func newFileUserPart(e *writerEnv, announced bool, m map[tracker.FileUserKey]tracker.FileUserDelta) *fileUserPart {
-	p := &fileUserPart{e: e, announced: announced, rows: make([]fileUserRow, 0, len(m))}
+func newFileUserPart(e *writerEnv, oc fileUserCols, m map[tracker.FileUserKey]tracker.FileUserDelta) *fileUserPart {
+	p := &fileUserPart{e: e, fileUserCols: oc, rows: make([]fileUserRow, 0, len(m))}
 	for k, d := range m {
 		if k.Fid == 0 {
 			continue // torrent without a row yet: nothing to key it by
@@ -198,13 +205,24 @@ func newFileUserPart(e *writerEnv, announced bool, m map[tracker.FileUserKey]tra
 func (p *fileUserPart) table() string { return p.e.names.FilesUsers }
 func (p *fileUserPart) len() int      { return len(p.rows) }
 func (p *fileUserPart) cols() int {
-	if p.announced {
-		return 9
+	n := 8
+	for _, on := range []bool{p.announced, p.timeSpent, p.leechTime} {
+		if on {
+			n++
+		}
 	}
-	return 8
+	return n
 }
-func (p *fileUserPart) fixedBytes() int { return 640 }
-func (p *fileUserPart) rowBytes() int   { return 4 + p.cols()*numBytes }
+func (p *fileUserPart) fixedBytes() int {
+	n := 640
+	for _, on := range []bool{p.timeSpent, p.leechTime} {
+		if on {
+			n += 128 // column name, and the clamped sum clause with its limit
+		}
+	}
+	return n
+}
+func (p *fileUserPart) rowBytes() int { return 4 + p.cols()*numBytes }
 
 func (p *fileUserPart) build(lo, hi int) (string, []any, error) { return p.buildWith(lo, hi, false) }
 
@@ -236,9 +254,18 @@ func (p *fileUserPart) buildWith(lo, hi int, clamp bool) (string, []any, error) 
 		cols = append(cols, "`announced`")
 		upd += sum("announced", e.maxFUAnnounced)
 	}
+	if p.timeSpent {
+		cols = append(cols, "`timespent`")
+		upd += sum("timespent", e.maxFUTimeSpent)
+	}
+	if p.leechTime {
+		cols = append(cols, "`leechtime`")
+		upd += sum("leechtime", e.maxFULeechTime)
+	}
 	cols = append(cols, "`completed`", "`downloaded`", "`left`", "`uploaded`", "`mtime`")
 	upd += sum("completed", e.maxFUCompleted) + sum("downloaded", e.maxFUDown) +
 		"`left` = VALUES(`left`), " + sum("uploaded", e.maxFUUp) + "`mtime` = VALUES(`mtime`)"
+	vals := make([]uint64, 0, len(cols))
 	b := make([]byte, 0, 128+len(upd)+(hi-lo)*(len(cols)*numBytes+4))
 	b = append(b, "INSERT INTO "...)
 	b = append(b, e.filesUsers...)
@@ -253,15 +280,19 @@ func (p *fileUserPart) buildWith(lo, hi int, clamp bool) (string, []any, error) 
 		if r.d.Active {
 			active = 1
 		}
-		completed := capped(r.d.Completed, e.maxFUCompleted)
-		down, up := capped(r.d.Downloaded, e.maxFUDown), capped(r.d.Uploaded, e.maxFUUp)
+		vals = append(vals[:0], uint64(r.k.Fid), uint64(r.k.UID), active)
 		if p.announced {
-			b = appendTuple(b, uint64(r.k.Fid), uint64(r.k.UID), active, capped(r.d.Announced, e.maxFUAnnounced),
-				completed, down, r.d.Left, up, unixTime(r.d.Mtime))
-		} else {
-			b = appendTuple(b, uint64(r.k.Fid), uint64(r.k.UID), active,
-				completed, down, r.d.Left, up, unixTime(r.d.Mtime))
+			vals = append(vals, capped(r.d.Announced, e.maxFUAnnounced))
 		}
+		if p.timeSpent {
+			vals = append(vals, capped(r.d.SeedTime, e.maxFUTimeSpent))
+		}
+		if p.leechTime {
+			vals = append(vals, capped(r.d.LeechTime, e.maxFULeechTime))
+		}
+		vals = append(vals, capped(r.d.Completed, e.maxFUCompleted), capped(r.d.Downloaded, e.maxFUDown),
+			r.d.Left, capped(r.d.Uploaded, e.maxFUUp), unixTime(r.d.Mtime))
+		b = appendTuple(b, vals...)
 	}
 	b = append(b, " ON DUPLICATE KEY UPDATE "...)
 	b = append(b, upd...)

@@ -788,7 +788,7 @@ func TestWriterDeleteFiles(t *testing.T) {
 
 func TestWriterChunkRowsRespectsPacketAndPlaceholders(t *testing.T) {
 	w := NewWriter(nil, Schema{}, WriterOptions{MaxRowsPerStatement: 100000})
-	p := &fileUserPart{announced: true}
+	p := &fileUserPart{fileUserCols: fileUserCols{announced: true}}
 	if n := w.chunkRows(p); n != 65535/9 {
 		t.Fatalf("chunkRows = %d, want %d (placeholder limit)", n, 65535/9)
 	}

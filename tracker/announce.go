@@ -143,9 +143,24 @@ func (t *Tracker) update(c *config, s *swarm, a *Announce, u *User, uid uint32, 
 	// Accepted: nothing below can fail.
 
 	var up, down, complete uint64
+	var seedTime, leechTime uint32
 	present := false
 	if found {
 		p := s.at(sl)
+		// Seed and leech time: the interval since the peer's previous
+		// announce counts if it is within the expiry window (a peer silent
+		// longer would have been dropped), for what the peer was during it
+		// (its stored left). A stop's interval counts too.
+		if uid != 0 && s.fid != 0 {
+			// d <= expireAfter (1.5 × the interval) fits a uint32.
+			if d := now - int64(p.lastSeen); d > 0 && d <= c.expireAfter {
+				if p.left == 0 {
+					seedTime = uint32(d)
+				} else {
+					leechTime = uint32(d)
+				}
+			}
+		}
 		// Credit only an increase of both counters: a client restarted
 		// with counters reset (or lying downwards) gets no credit and its
 		// new values become the baseline.
@@ -215,6 +230,7 @@ func (t *Tracker) update(c *config, s *swarm, a *Announce, u *User, uid uint32, 
 		up: up, down: down, complete: complete,
 		seeders: len(s.seeders), leechers: len(s.leechers),
 		left: a.Left, mtime: now,
+		seedTime: seedTime, leechTime: leechTime,
 	}
 	if r.user {
 		// The peer itself keeps its user active; only after a stop may

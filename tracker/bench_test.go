@@ -47,6 +47,31 @@ func BenchmarkAnnounceExistingPeer(b *testing.B) {
 	}
 }
 
+// BenchmarkAnnounceExistingPeerTimed is BenchmarkAnnounceExistingPeer with
+// the clock moving one second per announce, so that every announce credits
+// seed or leech time (the fixed clock of the others credits none).
+func BenchmarkAnnounceExistingPeerTimed(b *testing.B) {
+	tr, h := benchTracker(b, 1, 200)
+	clk := &fakeClock{}
+	clk.unix.Store(t0)
+	tr.now = clk.Now // set before any announce reads it
+	a := ann(1, h[0], 5, 10)
+	var out AnnounceResult
+	tr.Announce(a, &out)
+	b.ReportAllocs()
+	for b.Loop() {
+		clk.Add(1)
+		a.Uploaded += 1000
+		tr.Announce(a, &out)
+	}
+	if fu := tr.Drain().FileUsers[FileUserKey{1, 1}]; fu.LeechTime == 0 {
+		b.Fatalf("no leech time credited: %+v", fu)
+	}
+	if out.Failure != "" || len(out.Peers4) != 50*6 {
+		b.Fatalf("%q %d", out.Failure, len(out.Peers4))
+	}
+}
+
 // BenchmarkAnnounceParallel: announces of known peers over 1000 torrents
 // from every core, each goroutine driving its own peers.
 func BenchmarkAnnounceParallel(b *testing.B) {

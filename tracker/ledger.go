@@ -24,10 +24,14 @@ type FileUserKey struct {
 }
 
 // FileUserDelta is one xbt_files_users row's update: Announced, Completed,
-// Uploaded and Downloaded are added; Active, Left and Mtime overwrite.
+// Uploaded, Downloaded, SeedTime and LeechTime are added; Active, Left and
+// Mtime overwrite. SeedTime and LeechTime are seconds spent seeding and
+// leeching (columns timespent and leechtime, written when the table has
+// them).
 type FileUserDelta struct {
 	Active                                     bool
 	Announced, Completed, Uploaded, Downloaded uint64
+	SeedTime, LeechTime                        uint64
 	Left                                       uint64
 	Mtime                                      int64
 }
@@ -135,6 +139,8 @@ func (b *Batch) mergeNewer(n *Batch) {
 		d.Completed = satAdd(d.Completed, o.Completed)
 		d.Uploaded = satAdd(d.Uploaded, o.Uploaded)
 		d.Downloaded = satAdd(d.Downloaded, o.Downloaded)
+		d.SeedTime = satAdd(d.SeedTime, o.SeedTime)
+		d.LeechTime = satAdd(d.LeechTime, o.LeechTime)
 		b.FileUsers[k] = d
 	}
 	for k, v := range n.NewFiles {
@@ -207,6 +213,9 @@ type announceRecord struct {
 	active   bool // the user still has a live peer on the torrent
 	left     uint64
 	mtime    int64
+	// seconds the peer spent seeding or leeching since its previous
+	// announce (0 for a first announce or a too-long gap)
+	seedTime, leechTime uint32
 }
 
 func (l *ledger) recordAnnounce(r *announceRecord) {
@@ -240,6 +249,8 @@ func (l *ledger) recordAnnounce(r *announceRecord) {
 			fu.Completed += r.complete
 			fu.Uploaded = satAdd(fu.Uploaded, r.up)
 			fu.Downloaded = satAdd(fu.Downloaded, r.down)
+			fu.SeedTime = satAdd(fu.SeedTime, uint64(r.seedTime))
+			fu.LeechTime = satAdd(fu.LeechTime, uint64(r.leechTime))
 			fu.Active, fu.Left, fu.Mtime = r.active, r.left, r.mtime
 			b.FileUsers[k] = fu
 		}

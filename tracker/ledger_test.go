@@ -38,7 +38,8 @@ func TestLedgerCoalesces(t *testing.T) {
 	if got := b.Files[1]; got != (FileDelta{Seeders: 0, Leechers: 2, Mtime: t0 + 4}) {
 		t.Errorf("file 1 %+v", got)
 	}
-	want := FileUserDelta{Active: true, Announced: 10, Uploaded: 80, Downloaded: 8, Left: 95, Mtime: t0 + 4}
+	// Two leeching peers, four 1 s intervals each: 8 s leeching.
+	want := FileUserDelta{Active: true, Announced: 10, Uploaded: 80, Downloaded: 8, LeechTime: 8, Left: 95, Mtime: t0 + 4}
 	if got := b.FileUsers[FileUserKey{1, 1}]; got != want {
 		t.Errorf("files_users (1,1) %+v, want %+v", got, want)
 	}

@@ -83,7 +83,10 @@ func TestSubcommandFlags(t *testing.T) {
 		want, not []string
 	}{
 		{args: []string{"user", "add"}, want: []string{"--dsn", "--config", "--table-users", "--torrent-pass"}, not: []string{"--announce-interval", "--listen-http", "--torrent-pass-private-key"}},
-		{args: []string{"migrate", "up"}, want: []string{"--dsn", "--create-database"}, not: []string{"--table-users", "--announce-interval"}},
+		{args: []string{"migrate", "up"}, want: []string{"--dsn", "--create-database", "--extras"}, not: []string{"--table-users", "--announce-interval"}},
+		{args: []string{"migrate", "down"}, want: []string{"--dsn", "--to", "--extras"}},
+		{args: []string{"migrate", "status"}, want: []string{"--dsn", "--extras"}},
+		{args: []string{"migrate", "version"}, want: []string{"--dsn", "--extras"}},
 		{args: []string{"passkey", "url"}, want: []string{"--dsn", "--torrent-pass-private-key", "--listen-port", "--uid"}, not: []string{"--announce-interval", "--listen-http"}},
 		{args: []string{"torrent", "stamp"}, want: []string{"--dsn", "--torrent-pass-private-key", "--private"}, not: []string{"--announce-interval"}},
 		{args: []string{"torrent", "delete"}, want: []string{"--dsn", "--info-hash"}, not: []string{"--announce-interval"}},

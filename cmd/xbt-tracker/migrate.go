@@ -18,12 +18,13 @@ func (e *env) migrateCommand() *cli.Command {
 		Name:  "migrate",
 		Usage: "create or update the xbt_* tables (goose migrations embedded in the binary)",
 		Description: "Safe on a database that XBT's own schema created: tables are created only when absent, " +
-			"missing optional columns are added, no data is dropped. See docs/ADOPTING.md.",
+			"missing optional columns are added, no data is dropped. --extras selects the opt-in set instead: " +
+			"columns added to catalog tables (xbt_files_users.timespent, leechtime), never applied by plain \"migrate up\". See docs/ADOPTING.md.",
 		Subcommands: []*cli.Command{
 			{
 				Name:  "up",
 				Usage: "apply every pending migration",
-				Flags: append(connFlags(), &cli.BoolFlag{Name: "create-database", Usage: "create the dsn's database first if it does not exist"}),
+				Flags: append(connFlags(), extrasFlag(), &cli.BoolFlag{Name: "create-database", Usage: "create the dsn's database first if it does not exist"}),
 				Action: func(c *cli.Context) error {
 					if c.Bool("create-database") {
 						_, cfg, err := e.operatorConfig(c)
@@ -43,7 +44,7 @@ func (e *env) migrateCommand() *cli.Command {
 						return err
 					}
 					defer db.Close()
-					res, err := migrations.Up(c.Context, db)
+					res, err := migrationSet(c).Up(c.Context, db)
 					e.printResults(res)
 					if err != nil {
 						return err
@@ -57,10 +58,10 @@ func (e *env) migrateCommand() *cli.Command {
 			{
 				Name:  "down",
 				Usage: "roll back the latest migration, or every migration above --to",
-				Flags: append(connFlags(), &cli.StringFlag{Name: "to", Usage: "roll back down to this version (0 = everything)"}),
+				Flags: append(connFlags(), extrasFlag(), &cli.StringFlag{Name: "to", Usage: "roll back down to this version (0 = everything)"}),
 				Action: e.withDBAction(func(c *cli.Context, db *gosql.DB) error {
 					if !c.IsSet("to") {
-						r, err := migrations.Down(c.Context, db)
+						r, err := migrationSet(c).Down(c.Context, db)
 						if r != nil {
 							e.printResults([]*goose.MigrationResult{r})
 						}
@@ -70,7 +71,7 @@ func (e *env) migrateCommand() *cli.Command {
 					if err != nil || to < 0 {
 						return fmt.Errorf("--to = %q: want a migration version, 0 or more", c.String("to"))
 					}
-					res, err := migrations.DownTo(c.Context, db, to)
+					res, err := migrationSet(c).DownTo(c.Context, db, to)
 					e.printResults(res)
 					return err
 				}),
@@ -78,9 +79,9 @@ func (e *env) migrateCommand() *cli.Command {
 			{
 				Name:  "status",
 				Usage: "list every migration and whether it is applied",
-				Flags: connFlags(),
+				Flags: append(connFlags(), extrasFlag()),
 				Action: e.withDBAction(func(c *cli.Context, db *gosql.DB) error {
-					st, err := migrations.Status(c.Context, db)
+					st, err := migrationSet(c).Status(c.Context, db)
 					if err != nil {
 						return err
 					}
@@ -98,9 +99,9 @@ func (e *env) migrateCommand() *cli.Command {
 			{
 				Name:  "version",
 				Usage: "print the current schema version",
-				Flags: connFlags(),
+				Flags: append(connFlags(), extrasFlag()),
 				Action: e.withDBAction(func(c *cli.Context, db *gosql.DB) error {
-					v, err := migrations.Version(c.Context, db)
+					v, err := migrationSet(c).Version(c.Context, db)
 					if err != nil {
 						return err
 					}
@@ -110,6 +111,19 @@ func (e *env) migrateCommand() *cli.Command {
 			},
 		},
 	}
+}
+
+// extrasFlag selects the opt-in set (migrations.Extras): columns added to
+// catalog tables, never applied by plain "migrate up".
+func extrasFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "extras", Usage: "the opt-in set instead: columns on catalog tables (xbt_files_users.timespent, leechtime); see docs/ADOPTING.md"}
+}
+
+func migrationSet(c *cli.Context) migrations.Set {
+	if c.Bool("extras") {
+		return migrations.Extras
+	}
+	return migrations.Main
 }
 
 func (e *env) printResults(res []*goose.MigrationResult) {
