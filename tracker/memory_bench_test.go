@@ -31,33 +31,12 @@ func BenchmarkPeerMemory1M(b *testing.B) {
 			hashes[i] = hashN(i)
 			tr.UpsertTorrent(torrent(uint32(i+1), hashes[i], t0))
 		}
-		cdf := make([]float64, nTorrents)
-		sum := 0.0
-		for i := range cdf {
-			sum += 1 / float64(i+1)
-			cdf[i] = sum
-		}
 		r := rand.New(rand.NewPCG(1, 2))
-		pick := func() int { return min(sort.SearchFloat64s(cdf, r.Float64()*sum), nTorrents-1) }
-		a := &Announce{NumWant: 0}
-		var out AnnounceResult
+		pick := zipfPicker(r, hashes)
 		runtime.GC()
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		for i := range nPeers {
-			uid := uint32(1 + r.IntN(nUsers))
-			ih := hashes[pick()]
-			a.InfoHash, a.PeerID, a.Addr, a.Port = ih, peerN(i), addr4(i), uint16(1024+i%60000)
-			a.Passkey = pk(uid, ih)
-			a.Left = 0
-			if r.Float64() >= 0.6 {
-				a.Left = 1 << 30
-			}
-			tr.Announce(a, &out)
-			if out.Failure != "" {
-				b.Fatal(out.Failure)
-			}
-		}
+		announcePopulation(b, tr, r, nPeers, nUsers, pick)
 		// The pending write-back is not peer memory.
 		tr.Drain()
 		runtime.GC()
@@ -86,4 +65,40 @@ func (s *swarm) indexLen() int {
 		return -1
 	}
 	return n
+}
+
+// zipfPicker returns a function that draws one of hashes with Zipf's law
+// (s = 1): the first is the most popular.
+func zipfPicker(r *rand.Rand, hashes []InfoHash) func() InfoHash {
+	cdf := make([]float64, len(hashes))
+	sum := 0.0
+	for i := range cdf {
+		sum += 1 / float64(i+1)
+		cdf[i] = sum
+	}
+	return func() InfoHash {
+		return hashes[min(sort.SearchFloat64s(cdf, r.Float64()*sum), len(hashes)-1)]
+	}
+}
+
+// announcePopulation announces nPeers peers of users 1..nUsers on torrents
+// drawn by pick, 60% of them seeders, IPv4.
+func announcePopulation(b *testing.B, tr *Tracker, r *rand.Rand, nPeers, nUsers int, pick func() InfoHash) {
+	b.Helper()
+	a := &Announce{NumWant: 0}
+	var out AnnounceResult
+	for i := range nPeers {
+		uid := uint32(1 + r.IntN(nUsers))
+		ih := pick()
+		a.InfoHash, a.PeerID, a.Addr, a.Port = ih, peerN(i), addr4(i), uint16(1024+i%60000)
+		a.Passkey = pk(uid, ih)
+		a.Left = 0
+		if r.Float64() >= 0.6 {
+			a.Left = 1 << 30
+		}
+		tr.Announce(a, &out)
+		if out.Failure != "" {
+			b.Fatal(out.Failure)
+		}
+	}
 }

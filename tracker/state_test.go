@@ -401,29 +401,12 @@ func population1M(b *testing.B) (*Tracker, []User, []Torrent) {
 		torrents[i] = torrent(uint32(i+1), hashN(i), t0)
 	}
 	tr.ReplaceTorrents(torrents)
-	cdf := make([]float64, nTorrents)
-	sum := 0.0
-	for i := range cdf {
-		sum += 1 / float64(i+1)
-		cdf[i] = sum
+	hashes := make([]InfoHash, nTorrents)
+	for i := range torrents {
+		hashes[i] = torrents[i].InfoHash
 	}
 	r := rand.New(rand.NewPCG(1, 2))
-	a := &Announce{NumWant: 0}
-	var out AnnounceResult
-	for i := range nPeers {
-		uid := uint32(1 + r.IntN(nUsers))
-		ih := torrents[min(sort.SearchFloat64s(cdf, r.Float64()*sum), nTorrents-1)].InfoHash
-		a.InfoHash, a.PeerID, a.Addr, a.Port = ih, peerN(i), addr4(i), uint16(1024+i%60000)
-		a.Passkey = pk(uid, ih)
-		a.Left = 0
-		if r.Float64() >= 0.6 {
-			a.Left = 1 << 30
-		}
-		tr.Announce(a, &out)
-		if out.Failure != "" {
-			b.Fatal(out.Failure)
-		}
-	}
+	announcePopulation(b, tr, r, nPeers, nUsers, zipfPicker(r, hashes))
 	tr.Drain()
 	return tr, users, torrents
 }
