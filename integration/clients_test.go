@@ -59,13 +59,29 @@ func TestClients(t *testing.T) {
 		for _, p := range pairs {
 			t.Run(p.seeder+"_to_"+p.leecher, func(t *testing.T) {
 				t.Parallel()
-				runClPair(t, p.seeder, p.leecher)
+				runClPair(t, p.seeder, p.leecher, clPairOpts{})
 			})
 		}
 	})
 	if os.Getenv("XBT_RECORD_VECTORS") != "" {
 		writeClVectors(t)
 	}
+}
+
+// TestClientsFreeleech: a real transfer on a freeleech torrent
+// (xbt_files.down_multi = 0, extras migration). The leecher's xbt_users
+// downloaded stays 0 while its xbt_files_users row has exactly the bytes
+// its client reported; the seeder is credited exactly its reported upload.
+func TestClientsFreeleech(t *testing.T) {
+	runClPair(t, kindAria2, kindLibtorrent, clPairOpts{freeleech: true})
+}
+
+// clPairOpts are the variations of runClPair.
+type clPairOpts struct {
+	// freeleech makes the torrent freeleech before the tracker starts, and
+	// checks the credit to the byte; its requests are not recorded as
+	// vectors (TestClients records every pair once).
+	freeleech bool
 }
 
 // clCatalog is a database as a catalog site leaves it: migrated, a
@@ -136,7 +152,7 @@ func clStamp(t *testing.T, env []string, uid, base, src, dst string) (string, st
 	return dst, m[2]
 }
 
-func runClPair(t *testing.T, seedKind, leechKind string) {
+func runClPair(t *testing.T, seedKind, leechKind string, opts clPairOpts) {
 	requireClients(t, seedKind, leechKind)
 	cat := newClCatalog(t)
 	pay := makeClPayload(t, fmt.Sprintf("payload-%s-%s.bin", seedKind, leechKind), clPayloadSize)
@@ -154,6 +170,12 @@ func runClPair(t *testing.T, seedKind, leechKind string) {
 		t.Fatalf("torrent stamp output lacks info_hash/fid or the warning the new hash:\n%s%s", r.stdout, r.stderr)
 	}
 	infoHash := m[1]
+	if opts.freeleech {
+		mustRun(t, cat.env, "migrate", "up", "--extras")
+		if _, err := cat.db.Exec("UPDATE xbt_files SET down_multi = 0 WHERE fid = ?", fid[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	p := startServe(t, cat.env, "--listen-http", "127.0.0.1:0")
 	am := clListenRE.FindStringSubmatch(p.stderr.String())
@@ -163,6 +185,9 @@ func runClPair(t *testing.T, seedKind, leechKind string) {
 	trackerAddr := am[1]
 	proxy := startRecordingProxy(t, trackerAddr)
 	t.Cleanup(func() {
+		if opts.freeleech {
+			return
+		}
 		clVectorsMu.Lock()
 		defer clVectorsMu.Unlock()
 		for _, r := range proxy.requests("") {
@@ -227,13 +252,17 @@ func runClPair(t *testing.T, seedKind, leechKind string) {
 	}
 	seedUp := clMaxParam(proxy.requests("seeder"), "uploaded")
 	leechDown := clMaxParam(proxy.requests("leecher"), "downloaded")
+	// What the tracker credits is the counters' growth from the first
+	// announce (its baseline).
+	seedReal := seedUp - clFirstParam(proxy.requests("seeder"), "uploaded")
+	leechReal := leechDown - clFirstParam(proxy.requests("leecher"), "downloaded")
 	t.Logf("clients reported: %s seeder uploaded=%d, %s leecher downloaded=%d (payload %d)", seedKind, seedUp, leechKind, leechDown, pay.size)
 
 	// After a flush the catalog's tables show the transfer.
 	var st clStats
 	flushed := clWait(20*time.Second, func() bool {
 		st = readClStats(t, cat.db, fid[1], cat.seeder, cat.leecher)
-		return st.seederUp >= uint64(pay.size) && st.leecherDown >= uint64(pay.size) &&
+		return st.seederUp >= uint64(pay.size) && (opts.freeleech || st.leecherDown >= uint64(pay.size)) &&
 			st.fuSeederUp >= uint64(pay.size) && st.fuLeecherDown >= uint64(pay.size) &&
 			st.completed == 1 && st.seeders == 0 && st.leechers == 0
 	})
@@ -248,6 +277,16 @@ func runClPair(t *testing.T, seedKind, leechKind string) {
 	}
 	if st.leecherCompleted != 1 {
 		t.Errorf("xbt_files_users.completed of the leecher = %d, want 1", st.leecherCompleted)
+	}
+	if opts.freeleech {
+		if st.leecherDown != 0 || st.fuLeecherDown != leechReal {
+			t.Errorf("freeleech: leecher xbt_users.downloaded %d (want 0), xbt_files_users.downloaded %d (want the %d bytes its client reported)",
+				st.leecherDown, st.fuLeecherDown, leechReal)
+		}
+		if st.seederUp != seedReal || st.fuSeederUp != seedReal {
+			t.Errorf("freeleech: seeder xbt_users.uploaded %d, xbt_files_users.uploaded %d, want both the %d bytes its client reported",
+				st.seederUp, st.fuSeederUp, seedReal)
+		}
 	}
 	t.Logf("database: %+v", st)
 
@@ -320,6 +359,17 @@ func clMaxParam(rs []clRequest, name string) uint64 {
 		}
 	}
 	return m
+}
+
+// clFirstParam is a counter's value in the first announce the client sent.
+func clFirstParam(rs []clRequest, name string) uint64 {
+	for _, r := range rs {
+		if strings.HasSuffix(r.path, "/announce") {
+			v, _ := strconv.ParseUint(r.query.Get(name), 10, 64)
+			return v
+		}
+	}
+	return 0
 }
 
 func clEscapeHex(h string) string {

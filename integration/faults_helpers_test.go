@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/big"
 	"math/rand/v2"
 	"regexp"
 	"strings"
@@ -89,6 +90,35 @@ func ftPerUser(peers []*ftPeer) map[uint32]ftBytes {
 	return m
 }
 
+// ftCredited is what xbt_users must hold per uid after the peers' announces
+// in one tracker process: per user and counter floor(Σ delta × factor /
+// mlScale), which is what the carried remainder gives whatever the order of
+// the announces (nil rules: the reported bytes).
+func ftCredited(peers []*ftPeer, rules *mlRules) map[uint32]ftBytes {
+	type acc struct{ up, down big.Int }
+	sums := map[uint32]*acc{}
+	for _, p := range peers {
+		a := sums[p.uid]
+		if a == nil {
+			a = &acc{}
+			sums[p.uid] = a
+		}
+		f := rules.factor(p.fid, p.uid)
+		var x big.Int
+		a.up.Add(&a.up, x.Mul(new(big.Int).SetUint64(p.sentUp), new(big.Int).SetUint64(f.up)))
+		a.down.Add(&a.down, x.Mul(new(big.Int).SetUint64(p.sentDown), new(big.Int).SetUint64(f.down)))
+	}
+	out := map[uint32]ftBytes{}
+	scale := big.NewInt(mlScale)
+	for uid, a := range sums {
+		out[uid] = ftBytes{
+			up:   new(big.Int).Quo(&a.up, scale).Uint64(),
+			down: new(big.Int).Quo(&a.down, scale).Uint64(),
+		}
+	}
+	return out
+}
+
 // ftSums is what the peers were credited in all.
 func ftSums(peers []*ftPeer) (up, down uint64) {
 	for _, p := range peers {
@@ -124,7 +154,7 @@ func ftCheckUsers(cat *syCatalog, uids []uint32, want map[uint32]ftBytes) string
 			return fmt.Sprintf("xbt_users uid %d: %v", uid, err)
 		}
 		if got != want[uid] {
-			bad = append(bad, fmt.Sprintf("uid %d has %d/%d, clients sent %d/%d", uid, got.up, got.down, want[uid].up, want[uid].down))
+			bad = append(bad, fmt.Sprintf("uid %d has %d/%d, want %d/%d", uid, got.up, got.down, want[uid].up, want[uid].down))
 		}
 	}
 	if len(bad) > 0 {
@@ -184,10 +214,10 @@ type ftLoad struct {
 }
 
 // ftStartLoad starts one goroutine per peer: a started announce, then up to
-// maxPer announces with random increments every pause, until finish or
-// maxDur. finish runs at t's cleanup at the latest. Any transport error or
-// failure reason is a failure.
-func ftStartLoad(t *testing.T, peers []*ftPeer, pause time.Duration, maxPer int, maxDur time.Duration) *ftLoad {
+// maxPer announces with random increments (multiples of granule) every
+// pause, until finish or maxDur. finish runs at t's cleanup at the latest.
+// Any transport error or failure reason is a failure.
+func ftStartLoad(t *testing.T, peers []*ftPeer, pause time.Duration, maxPer int, maxDur time.Duration, granule uint64) *ftLoad {
 	t.Helper()
 	l := &ftLoad{peers: peers, stop: make(chan struct{})}
 	deadline := time.Now().Add(maxDur)
@@ -197,7 +227,7 @@ func ftStartLoad(t *testing.T, peers []*ftPeer, pause time.Duration, maxPer int,
 			for n := 0; n < maxPer && time.Now().Before(deadline); n++ {
 				var up, down uint64
 				if event == "" {
-					up, down = rand.Uint64N(1<<24), rand.Uint64N(1<<22)
+					up, down = granule*rand.Uint64N((1<<24)/granule), granule*rand.Uint64N((1<<22)/granule)
 				}
 				body, err := p.announce(up, down, event)
 				l.mu.Lock()

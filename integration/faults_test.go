@@ -344,7 +344,7 @@ func TestRowLockLongerThanFlushDeadline(t *testing.T) {
 	base := p.syBaseURL(t)
 	secret := configValue(t, cat.db, "torrent_pass_private_key")
 	peers := ftPeers(base, secret, uids, files, true)
-	l := ftStartLoad(t, peers, 50*time.Millisecond, 2000, hold+40*time.Second)
+	l := ftStartLoad(t, peers, 50*time.Millisecond, 2000, hold+40*time.Second, 1)
 	l.waitStarted(t, 10*time.Second)
 	time.Sleep(2 * time.Second)
 
@@ -482,16 +482,47 @@ func TestCommitErrorReplyCountsOnce(t *testing.T) {
 // run). No announce fails, the stall shows in the metrics and the log, and
 // once the database is back xbt_users holds exactly the bytes the clients
 // were acknowledged; SIGTERM then exits 0.
-func TestFaultsUnderLoad(t *testing.T) {
+func TestFaultsUnderLoad(t *testing.T) { ftFaultsUnderLoad(t, nil) }
+
+// TestFaultsUnderLoadWithMultipliers (private MariaDB): TestFaultsUnderLoad
+// with credit factors: a freeleech torrent (down_multi 0), a double upload
+// one (up_multi 200) and a user at up_multi 150, down_multi 50. Every
+// user's xbt_users must hold, to the byte, the sum of its acknowledged
+// deltas times their factors (a credit lost or written twice fails), and
+// xbt_files_users the real bytes.
+func TestFaultsUnderLoadWithMultipliers(t *testing.T) {
+	ftFaultsUnderLoad(t, func(t *testing.T, cat *syCatalog, uids []uint32, files []ftTorrent) *mlRules {
+		mustRun(t, []string{"XBT_DSN=" + cat.dsn}, "migrate", "up", "--extras")
+		cat.exec(t, "UPDATE xbt_files SET down_multi = 0 WHERE fid = ?", files[0].fid)
+		cat.exec(t, "UPDATE xbt_files SET up_multi = 200 WHERE fid = ?", files[1].fid)
+		cat.exec(t, "UPDATE xbt_users SET up_multi = 150, down_multi = 50 WHERE uid = ?", uids[1])
+		return &mlRules{
+			torrents: map[uint32][2]uint64{files[0].fid: {100, 0}, files[1].fid: {200, 100}},
+			users:    map[uint32][2]uint64{uids[1]: {150, 50}},
+		}
+	})
+}
+
+// ftFaultsUnderLoad is the fault run of TestFaultsUnderLoad. factors, when
+// not nil, gives torrents and users credit factors in the catalog before
+// the tracker starts, and returns them; the load then sends even deltas,
+// so that 50 % and 150 % credit whole bytes and the expectation does not
+// depend on remainders carried in the tracker's memory.
+func ftFaultsUnderLoad(t *testing.T, factors func(t *testing.T, cat *syCatalog, uids []uint32, files []ftTorrent) *mlRules) {
 	srv := pdbStart(t)
 	cat := pdbCatalog(t, srv)
 	uids := ftUsers(t, cat, 5)
 	files := ftTorrents(t, cat, "faults", 3)
+	var rules *mlRules
+	granule := uint64(1)
+	if factors != nil {
+		rules, granule = factors(t, cat, uids, files), 2
+	}
 	p := startServe(t, []string{"XBT_DSN=" + cat.dsn}, ftFlags...)
 	base := p.syBaseURL(t)
 	secret := configValue(t, cat.db, "torrent_pass_private_key")
 	peers := ftPeers(base, secret, uids, files, false)
-	l := ftStartLoad(t, peers, 20*time.Millisecond, 5000, 2*time.Minute)
+	l := ftStartLoad(t, peers, 20*time.Millisecond, 5000, 2*time.Minute, granule)
 	l.waitStarted(t, 15*time.Second)
 	t.Cleanup(func() { srv.resume(t) })
 
@@ -557,9 +588,23 @@ func TestFaultsUnderLoad(t *testing.T) {
 	if nFail > 0 {
 		t.Errorf("%d announces failed while the database was in trouble (served from memory, none may fail): %v", nFail, failures)
 	}
-	wantUp, wantDown := ftSums(peers)
+	want := ftCredited(peers, rules)
+	var wantUp, wantDown uint64
+	for _, b := range want {
+		wantUp += b.up
+		wantDown += b.down
+	}
+	check := func() string {
+		if msg := ftCheckUsers(cat, uids, want); msg != "" {
+			return msg
+		}
+		return ftCheckFileUsers(cat, peers)
+	}
 	syEventually(t, 60*time.Second, func() string { return ftCheckTotals(t, cat, wantUp, wantDown) })
 	step("every byte written")
+	if msg := check(); msg != "" {
+		t.Error(msg)
+	}
 
 	log := p.stderr.String()
 	if msg := ftStallWarning(log); msg != "" {
@@ -581,5 +626,9 @@ func TestFaultsUnderLoad(t *testing.T) {
 	if msg := ftCheckTotals(t, cat, wantUp, wantDown); msg != "" {
 		t.Fatal("after stop: " + msg)
 	}
-	t.Logf("%d announces from %d peers, %d bytes up / %d down, all written exactly once", ok, len(peers), wantUp, wantDown)
+	if msg := check(); msg != "" {
+		t.Fatal("after stop: " + msg)
+	}
+	realUp, realDown := ftSums(peers)
+	t.Logf("%d announces from %d peers, %d bytes up / %d down credited (%d / %d real), all written exactly once", ok, len(peers), wantUp, wantDown, realUp, realDown)
 }

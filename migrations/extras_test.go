@@ -14,7 +14,7 @@ import (
 )
 
 // lastExtrasVersion is the newest embedded extras migration.
-const lastExtrasVersion = 1
+const lastExtrasVersion = 2
 
 // TestExtrasSeedLeechTime: the opt-in set adds timespent and leechtime to
 // xbt_files_users, once; Down drops them; plain Up never adds them.
@@ -63,8 +63,8 @@ func TestExtrasSeedLeechTime(t *testing.T) {
 	}
 	mustExec(t, db, "INSERT INTO xbt_files_users (fid, uid, active, completed, downloaded, `left`, uploaded, mtime, timespent, leechtime) VALUES (1, 1, 1, 0, 0, 0, 0, 1, 5, 6)")
 
-	if _, err := migrations.Extras.Down(ctx, db); err != nil {
-		t.Fatal(err)
+	if res, err := migrations.Extras.DownTo(ctx, db, 0); err != nil || len(res) != lastExtrasVersion {
+		t.Fatalf("extras down to 0: %d results, %v", len(res), err)
 	}
 	after := columns(t, db, "xbt_files_users")
 	if len(after) != len(before) {
@@ -113,7 +113,7 @@ func TestExtrasKeepsCatalogColumn(t *testing.T) {
 	if _, ok := cols["leechtime"]; !ok {
 		t.Fatal("no leechtime after extras up")
 	}
-	if _, err := migrations.Extras.Down(ctx, db); err != nil {
+	if _, err := migrations.Extras.DownTo(ctx, db, 0); err != nil {
 		t.Fatal(err)
 	}
 	cols = columns(t, db, "xbt_files_users")

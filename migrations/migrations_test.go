@@ -17,7 +17,7 @@ import (
 )
 
 // lastVersion is the newest embedded migration.
-const lastVersion = 6
+const lastVersion = 7
 
 type column struct {
 	typ      string
@@ -127,6 +127,7 @@ var wantSchema = map[string]map[string]string{
 	"xbt_client_whitelist":  {"id": "int unsigned", "peer_id": "varchar(20)", "vstring": "varchar(200)"},
 	"xbt_deny_from_clients": {"peer_id": "varbinary(20)"},
 	"xbt_snatched":          {"uid": "int", "tstamp": "int", "fid": "int", "IP": "varchar(39)", "seedtime": "int"},
+	"xbt_freeleech_tokens":  {"uid": "int unsigned", "fid": "int unsigned", "expires": "int unsigned"},
 }
 
 // normType strips MariaDB/MySQL 5.7 display widths: int(11) -> int.
@@ -359,7 +360,7 @@ func TestDownToZeroAndUpAgain(t *testing.T) {
 	if v, _ := migrations.Version(ctx, db); v != 1 {
 		t.Fatalf("Version after one Down = %d, want 1", v)
 	}
-	checkSchemaExcept(t, db, append([]string{"xbt_snatched"}, clientRuleTables...)...) // 00002 Down is a no-op by design
+	checkSchemaExcept(t, db, append([]string{"xbt_snatched", "xbt_freeleech_tokens"}, clientRuleTables...)...) // 00002 Down is a no-op by design
 	if r, err = migrations.Down(ctx, db); err != nil || r.Source.Version != 1 {
 		t.Fatalf("second Down: %v, %v", r, err)
 	}

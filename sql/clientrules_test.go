@@ -13,7 +13,7 @@ func TestLoaderClientRules(t *testing.T) {
 	if !s.HasClientWhitelist || !s.HasDenyFromClients {
 		t.Fatalf("migrated schema: whitelist %v, deny %v", s.HasClientWhitelist, s.HasDenyFromClients)
 	}
-	if n := s.Notes(); len(n) != 0 {
+	if n := notesOn(s, "schema: client rules: "); len(n) != 0 {
 		t.Fatalf("notes on a migrated database: %q", n)
 	}
 	l := NewLoader(db, s)
@@ -70,8 +70,8 @@ func TestLoaderClientRulesMissingTables(t *testing.T) {
 	if s.HasClientWhitelist || s.HasDenyFromClients {
 		t.Fatalf("tables found: %+v", s)
 	}
-	notes := strings.Join(s.Notes(), "\n")
-	if !strings.Contains(notes, "xbt_client_whitelist") || !strings.Contains(notes, "xbt_deny_from_clients") || len(s.Notes()) != 2 {
+	notes := strings.Join(notesOn(s, "schema: client rules: "), "\n")
+	if !strings.Contains(notes, "xbt_client_whitelist") || !strings.Contains(notes, "xbt_deny_from_clients") || len(notesOn(s, "schema: client rules: ")) != 2 {
 		t.Fatalf("notes %q", s.Notes())
 	}
 	allow, deny, err := NewLoader(db, s).ClientRules(ctx)

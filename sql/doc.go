@@ -5,9 +5,11 @@
 // columns, HEAD-style "tid" keys), reading xbt_config ([LoadConfigRows]) and
 // generating torrent_pass_private_key on first start ([EnsureSecret]),
 // loading users and torrents and reloading what changed ([Loader], with the
-// changelog of migration 00004), and writing the engine's pending deltas
-// back in bounded, retried, primary-key-ordered chunks without losing or
-// double-counting any ([Writer]).
+// changelog of migration 00004), reading the deny list, the client rules and
+// the credit factors and freeleech tokens ([Loader.CreditRules]), and
+// writing the engine's pending deltas back in bounded, retried,
+// primary-key-ordered chunks without losing or double-counting any
+// ([Writer]).
 //
 // Identifiers (table and column names) come from configuration; they are
 // accepted only when they match ^[A-Za-z0-9_]+$ and are always backquoted.

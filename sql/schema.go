@@ -44,11 +44,21 @@ type Schema struct {
 	// xbt_snatched) exists with uid and fid columns. Without it no
 	// completion is logged, as before migration 00006: no warning.
 	HasSnatched bool
+
+	// HasFilesUpMulti, HasFilesDownMulti, HasUsersUpMulti,
+	// HasUsersDownMulti: Names.Files and Names.Users have the credit factor
+	// columns up_multi and down_multi (percent; "migrate up --extras" adds
+	// them). HasFreeleechTokens: FreeleechTokensTable exists with uid, fid
+	// and expires. Without them every torrent and user credits 100 % and
+	// there is no token, as before issue 15: a note, not a warning.
+	HasFilesUpMulti, HasFilesDownMulti, HasUsersUpMulti, HasUsersDownMulti bool
+	HasFreeleechTokens                                                     bool
 }
 
 // Notes returns informational lines about optional features that are off
-// because their table is not there (serve logs them at info level, once, at
-// start): a missing client rule table is normal, so not a warning.
+// because their table or column is not there (serve logs them at info
+// level, once, at start): a missing client rule table, credit factor column
+// or token table is normal (they are opt-in), so not a warning.
 func (s Schema) Notes() []string {
 	var out []string
 	if !s.HasClientWhitelist {
@@ -57,8 +67,40 @@ func (s Schema) Notes() []string {
 	if !s.HasDenyFromClients {
 		out = append(out, "schema: client rules: no deny list (table "+DenyFromClientsTable+" not in use): no client is refused by peer_id")
 	}
+	factors := func(table, what string, up, down bool) {
+		var cols, counts []string
+		if !up {
+			cols, counts = append(cols, "up_multi"), append(counts, "uploads")
+		}
+		if !down {
+			cols, counts = append(cols, "down_multi"), append(counts, "downloads")
+		}
+		if len(cols) == 0 {
+			return
+		}
+		fix := `"xbt-tracker migrate up --extras" adds `
+		if len(cols) == 1 {
+			fix += "it"
+		} else {
+			fix += "them"
+		}
+		if !extrasCover(table) {
+			fix = "the extras migration covers only xbt_files and xbt_users: add with ALTER TABLE " + table + " ADD COLUMN ... smallint unsigned NOT NULL DEFAULT 100"
+		}
+		out = append(out, fmt.Sprintf("schema: credit factors: %s has no column %s: %s %s count 100 %% (%s)",
+			table, strings.Join(cols, " or "), what, strings.Join(counts, " and "), fix))
+	}
+	factors(s.Files, "on every torrent", s.HasFilesUpMulti, s.HasFilesDownMulti)
+	factors(s.Users, "every user's", s.HasUsersUpMulti, s.HasUsersDownMulti)
+	if !s.HasFreeleechTokens {
+		out = append(out, "schema: credit factors: no freeleech tokens (table "+FreeleechTokensTable+` not in use; "xbt-tracker migrate up" creates it)`)
+	}
 	return out
 }
+
+// extrasCover reports whether the extras migration adds the credit factor
+// columns and indexes to table: it knows only the classic names.
+func extrasCover(table string) bool { return table == "xbt_files" || table == "xbt_users" }
 
 // The client rule tables (issue 15). Their names are fixed, the de facto
 // ones of the XBT family: Gazelle's allow list and the deny list XBT's own
@@ -67,6 +109,11 @@ const (
 	ClientWhitelistTable = "xbt_client_whitelist"
 	DenyFromClientsTable = "xbt_deny_from_clients"
 )
+
+// FreeleechTokensTable holds the personal freeleech tokens (issue 15,
+// migration 00007): (uid, fid, expires). Its name is fixed like the client
+// rule tables': it is the tracker's own, not one of XBT's configurable ones.
+const FreeleechTokensTable = "xbt_freeleech_tokens" //nolint:gosec // G101: a table name ("tokens"), not a credential
 
 // SchemaError lists every missing required table or column. Its message is
 // one line.
@@ -113,7 +160,7 @@ func CheckSchema(ctx context.Context, db *gosql.DB, n Names) (Schema, []string, 
 	}
 
 	tables := []string{n.Config, n.Files, n.FilesUsers, n.Users, n.AnnounceLog, n.ScrapeLog, n.DenyFromHosts, n.DenyFromHosts6,
-		ClientWhitelistTable, DenyFromClientsTable, n.Snatched}
+		ClientWhitelistTable, DenyFromClientsTable, n.Snatched, FreeleechTokensTable}
 	query, args, err := sq.Select("TABLE_NAME", "COLUMN_NAME").
 		From("information_schema.COLUMNS").
 		Where(sq.Eq{"TABLE_SCHEMA": dbName.String, "TABLE_NAME": tables}).
@@ -187,9 +234,13 @@ func CheckSchema(ctx context.Context, db *gosql.DB, n Names) (Schema, []string, 
 		s.HasWaitTime = optional(n.Users, "wait_time", "no user has a wait time (XBT behaviour)")
 		s.HasPeersLimit = optional(n.Users, "peers_limit", "no per-user peers limit (XBT behaviour)")
 		s.HasTorrentsLimit = optional(n.Users, "torrents_limit", "no per-user torrents limit (XBT behaviour)")
+		s.HasUsersUpMulti = tc.has(n.Users, "up_multi")
+		s.HasUsersDownMulti = tc.has(n.Users, "down_multi")
 	}
 	if requireTable(n.Files, "table_files") {
 		require(n.Files, n.FilesFid, "info_hash", n.FilesLeechers, n.FilesSeeders, n.FilesCompleted, "flags", "mtime", "ctime")
+		s.HasFilesUpMulti = tc.has(n.Files, "up_multi")
+		s.HasFilesDownMulti = tc.has(n.Files, "down_multi")
 	}
 	if requireTable(n.FilesUsers, "table_files_users") {
 		for _, c := range []string{n.FilesFid, "fid", "tid"} {
@@ -228,9 +279,86 @@ func CheckSchema(ctx context.Context, db *gosql.DB, n Names) (Schema, []string, 
 			warnings = append(warnings, fmt.Sprintf(`schema: %s has no column "uid" or "fid": completions are not logged`, n.Snatched))
 		}
 	}
+	if tc[FreeleechTokensTable] != nil {
+		s.HasFreeleechTokens = tc.has(FreeleechTokensTable, "uid") && tc.has(FreeleechTokensTable, "fid") && tc.has(FreeleechTokensTable, "expires")
+		if !s.HasFreeleechTokens {
+			warnings = append(warnings, fmt.Sprintf(`schema: %s has no column "uid", "fid" or "expires": freeleech tokens are ignored`, FreeleechTokensTable))
+		}
+	}
+	w, err := unindexedFactors(ctx, db, dbName.String, s)
+	if err != nil {
+		return s, warnings, err
+	}
+	warnings = append(warnings, w...)
 
 	if len(serr.Missing) > 0 {
 		return s, warnings, serr
 	}
 	return s, warnings, nil
+}
+
+// unindexedFactors returns a warning for each credit factor column without
+// an index that starts with it: the Loader reads the rows whose factor is
+// not 100 at every reload, and without such an index that is a scan of the
+// whole table (a million rows) each time. It still works, so it is not an
+// error.
+func unindexedFactors(ctx context.Context, db *gosql.DB, dbName string, s Schema) ([]string, error) {
+	type col struct{ table, column string }
+	var cols []col
+	for _, c := range []struct {
+		has           bool
+		table, column string
+	}{
+		{s.HasFilesUpMulti, s.Files, "up_multi"},
+		{s.HasFilesDownMulti, s.Files, "down_multi"},
+		{s.HasUsersUpMulti, s.Users, "up_multi"},
+		{s.HasUsersDownMulti, s.Users, "down_multi"},
+	} {
+		if c.has {
+			cols = append(cols, col{c.table, c.column})
+		}
+	}
+	if len(cols) == 0 {
+		return nil, nil
+	}
+	query, args, err := sq.Select("TABLE_NAME", "COLUMN_NAME").Distinct().
+		From("information_schema.STATISTICS").
+		Where(sq.Eq{
+			"TABLE_SCHEMA": dbName, "TABLE_NAME": []string{s.Files, s.Users},
+			"COLUMN_NAME": []string{"up_multi", "down_multi"}, "SEQ_IN_INDEX": 1,
+		}).
+		ToSql()
+	if err != nil {
+		return nil, fmt.Errorf("schema: build query: %w", err)
+	}
+	rows, err := db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("schema: read information_schema.STATISTICS: %w", err)
+	}
+	defer rows.Close()
+	indexed := map[col]bool{}
+	for rows.Next() {
+		var c col
+		if err := rows.Scan(&c.table, &c.column); err != nil {
+			return nil, fmt.Errorf("schema: read information_schema.STATISTICS: %w", err)
+		}
+		c.column = strings.ToLower(c.column)
+		indexed[c] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("schema: read information_schema.STATISTICS: %w", err)
+	}
+	var warnings []string
+	for _, c := range cols {
+		if indexed[c] {
+			continue
+		}
+		fix := fmt.Sprintf("ALTER TABLE %s ADD INDEX xbt_tracker_%s (%s)", c.table, c.column, c.column)
+		if extrasCover(c.table) {
+			fix += `, or "xbt-tracker migrate up --extras" if not applied yet`
+		}
+		warnings = append(warnings, fmt.Sprintf("schema: %s.%s has no index starting with it: every reload scans %s for the rows whose factor is not 100; add one: %s",
+			c.table, c.column, c.table, fix))
+	}
+	return warnings, nil
 }

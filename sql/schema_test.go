@@ -40,7 +40,7 @@ func TestCheckSchemaMigrated(t *testing.T) {
 		Names: DefaultNames(), FilesUsersFid: "fid", HasTorrentPass: true,
 		HasTorrentPassVersion: true, HasCanLeech: true, HasWaitTime: true, HasPeersLimit: true, HasTorrentsLimit: true,
 		HasAnnounced: true, HasAnnounceLog: true, HasScrapeLog: true, HasDenyFromHosts: true, HasDenyFromHosts6: true,
-		HasClientWhitelist: true, HasDenyFromClients: true, HasSnatched: true,
+		HasClientWhitelist: true, HasDenyFromClients: true, HasSnatched: true, HasFreeleechTokens: true,
 	}
 	if s != want {
 		t.Fatalf("CheckSchema = %+v\nwant %+v", s, want)

@@ -1,10 +1,12 @@
 // Package sync is the tracker's clock: it moves data between the in-memory
 // engine (package tracker) and the catalog's database (package sql).
 //
-//   - Load: the start-up load of users, torrents and the deny list.
+//   - Load: the start-up load of users, torrents, the deny list, the client
+//     rules and the credit rules (factors and freeleech tokens).
 //   - Run: every write_db_interval the ledger is drained and written
 //     (Flush); every read_db_interval what changed in the database is
-//     applied (users, torrents, deletions, the deny list), and in between,
+//     applied (users, torrents, deletions, the deny list, the client rules,
+//     the credit rules), and in between,
 //     every change_poll_interval, what the change log reports (Poll); every
 //     read_config_interval the settings are rebuilt from xbt_config and the
 //     operator's layers; every clean_up_interval silent peers expire.

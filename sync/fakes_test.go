@@ -116,6 +116,8 @@ type fakeSource struct {
 	allow     [][]byte // client rules
 	denyIDs   [][]byte
 	rulesErr  error
+	credit    *tracker.CreditRules
+	creditErr error
 	lookupErr error
 }
 
@@ -173,6 +175,12 @@ func (f *fakeSource) ClientRules(context.Context) ([][]byte, [][]byte, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.allow, f.denyIDs, f.rulesErr
+}
+
+func (f *fakeSource) CreditRules(context.Context) (*tracker.CreditRules, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.credit, f.creditErr
 }
 
 // harness is a tracker with users 1..nUsers and torrents 1..nTorrents, a

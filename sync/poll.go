@@ -3,11 +3,13 @@ package sync
 import (
 	"context"
 	"errors"
+	"maps"
 	"time"
 
 	"go.uber.org/zap"
 
 	xsql "github.com/xbt-tracker/xbt-tracker/sql"
+	"github.com/xbt-tracker/xbt-tracker/tracker"
 )
 
 // Change polls: catalog changes within seconds.
@@ -17,9 +19,10 @@ import (
 // reads everything. Between reloads, with change tracking installed
 // (migration 00004), the Syncer polls the change log every
 // change_poll_interval (2 s): only users and torrents the catalog inserted,
-// changed or deleted, applied exactly as a reload applies them. A poll that
-// finds nothing costs four short queries (docs/BENCHMARKS.md, "Change
-// poll"). Without change tracking the Loader answers every poll with
+// changed or deleted, applied exactly as a reload applies them, plus the
+// freeleech tokens (pollCredit). A poll that finds nothing costs four short
+// queries, and one more for the tokens (docs/BENCHMARKS.md, "Change poll").
+// Without change tracking the Loader answers every poll with
 // xsql.ErrPollNeedsLoad without a query, so polls are off, and they start by
 // themselves once a reload finds the migration applied.
 //
@@ -31,6 +34,12 @@ import (
 // changePoller is what Poll needs of *sql.Loader.
 type changePoller interface {
 	Poll(context.Context) (*xsql.Snapshot, error)
+}
+
+// tokenReader is what Poll needs of *sql.Loader to refresh the freeleech
+// tokens.
+type tokenReader interface {
+	FreeleechTokens(context.Context) (map[tracker.FileUserKey]int64, error)
 }
 
 // polling reports whether Run polls the change log between reloads.
@@ -100,6 +109,13 @@ func (s *Syncer) Poll(ctx context.Context) error {
 		return err
 	}
 	s.apply(ctx, snap)
+	if err := s.pollCredit(ctx, snap); err != nil {
+		s.m.pollFailures.Inc()
+		if ctx.Err() == nil {
+			s.readFailed("change poll", err)
+		}
+		return err
+	}
 	s.readWorked(true)
 	if !snap.Empty() {
 		s.log.Debug("applied catalog changes",
@@ -143,4 +159,43 @@ func (s *Syncer) readWorked(poll bool) {
 	s.log.Info("reloading users and torrents works again", zap.Int("failed_reloads", s.reloadFailures))
 	s.reloadFailures = 0
 	s.setStatus(func(st *Status) { st.ReloadErr = "" })
+}
+
+// pollCredit refreshes the credit rules between reloads (reloadMu held).
+// A catalog inserts a freeleech torrent with down_multi = 0 and a user buys
+// a token just before the download it is for, and a fast client reports
+// its download within seconds (event=completed): waiting for the next
+// reload (read_db_interval) would charge it. So a poll that brought any
+// change re-reads every credit rule, and every poll re-reads the tokens
+// (only the valid ones, through the index on expires: one short query).
+// A factor changed on an existing row waits for the reload.
+func (s *Syncer) pollCredit(ctx context.Context, snap *xsql.Snapshot) error {
+	if !snap.Empty() {
+		rules, err := s.ld.CreditRules(ctx)
+		if err != nil {
+			return err
+		}
+		s.trk.SetCreditRules(rules)
+		return nil
+	}
+	tr, ok := s.ld.(tokenReader)
+	if !ok {
+		return nil
+	}
+	tokens, err := tr.FreeleechTokens(ctx)
+	if err != nil {
+		return err
+	}
+	var nr tracker.CreditRules
+	if cur := s.trk.CreditRules(); cur != nil {
+		if maps.Equal(cur.Tokens, tokens) {
+			return nil
+		}
+		nr = *cur
+	} else if len(tokens) == 0 {
+		return nil
+	}
+	nr.Tokens = tokens
+	s.trk.SetCreditRules(&nr)
+	return nil
 }

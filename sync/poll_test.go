@@ -23,14 +23,15 @@ import (
 // overlaps another.
 type pollSource struct {
 	*fakeSource
-	polls     []*xsql.Snapshot
-	pollErr   error
-	nPolls    atomic.Int64
-	nLoads    atomic.Int64
-	busy      atomic.Int32
-	overlaps  atomic.Int32
-	hold      time.Duration // how long each Load and Poll takes
-	untracked bool          // change tracking off: ErrPollNeedsLoad
+	polls       []*xsql.Snapshot
+	pollErr     error
+	nPolls      atomic.Int64
+	nLoads      atomic.Int64
+	busy        atomic.Int32
+	overlaps    atomic.Int32
+	hold        time.Duration // how long each Load and Poll takes
+	untracked   bool          // change tracking off: ErrPollNeedsLoad
+	nTokenReads int           // FreeleechTokens calls (under fakeSource.mu)
 }
 
 func newPollSource() *pollSource { return &pollSource{fakeSource: newFakeSource()} }
@@ -66,6 +67,21 @@ func (p *pollSource) Poll(context.Context) (*xsql.Snapshot, error) {
 	s := p.polls[0]
 	p.polls = p.polls[1:]
 	return s, nil
+}
+
+// FreeleechTokens answers from the fake's credit rules, as *sql.Loader
+// reads only the token table.
+func (p *pollSource) FreeleechTokens(context.Context) (map[tracker.FileUserKey]int64, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.nTokenReads++
+	if p.creditErr != nil {
+		return nil, p.creditErr
+	}
+	if p.credit == nil {
+		return nil, nil
+	}
+	return p.credit.Tokens, nil
 }
 
 func (p *pollSource) queue(s *xsql.Snapshot) {
@@ -498,5 +514,65 @@ func TestPollRealDatabase(t *testing.T) {
 	}
 	if f := announceV(trk, uid, 0, hashOf(2), 4); f != tracker.ErrUnregisteredTorrentPass {
 		t.Fatalf("old passkey after the poll: %q", f)
+	}
+}
+
+// Between reloads a poll refreshes the tokens, and a poll that brought a
+// change re-reads every credit rule (a torrent inserted as freeleech counts
+// from its first delta); a poll that fails to read them is a failed poll
+// and keeps the old rules.
+func TestPollRefreshesCreditRules(t *testing.T) {
+	ctx := context.Background()
+	h, ps := newPollHarness(t, 2, 2, Options{})
+	if err := h.s.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.s.Poll(ctx); err != nil || h.trk.CreditRules() != nil {
+		t.Fatalf("poll without rules: %v, %+v", err, h.trk.CreditRules())
+	}
+
+	// A token bought: the next (empty) poll installs it, keeping the factors.
+	factors := map[uint32]tracker.Factors{1: {Up: tracker.Percent(200)}}
+	h.trk.SetCreditRules(&tracker.CreditRules{Users: factors})
+	ps.mu.Lock()
+	ps.credit = &tracker.CreditRules{Tokens: map[tracker.FileUserKey]int64{{Fid: 1, UID: 1}: 1 << 40}}
+	ps.mu.Unlock()
+	if err := h.s.Poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := h.trk.CreditRules()
+	if got == nil || len(got.Tokens) != 1 || got.Users[1] != factors[1] {
+		t.Fatalf("after a poll: %+v, want the token and the user factor", got)
+	}
+	installed := got
+	if err := h.s.Poll(ctx); err != nil || h.trk.CreditRules() != installed {
+		t.Fatalf("an unchanged token set was swapped (%v)", err)
+	}
+
+	// A poll that brings a torrent re-reads everything: the factor of the
+	// new torrent counts before the next reload.
+	all := &tracker.CreditRules{Torrents: map[uint32]tracker.Factors{3: {Down: tracker.Percent(0)}}}
+	ps.mu.Lock()
+	ps.credit = all
+	ps.mu.Unlock()
+	ps.queue(&xsql.Snapshot{Torrents: []tracker.Torrent{{Fid: 3, InfoHash: hashOf(3)}}})
+	if err := h.s.Poll(ctx); err != nil || h.trk.CreditRules() != all {
+		t.Fatalf("poll with a new torrent: %v, rules %+v", err, h.trk.CreditRules())
+	}
+
+	ps.mu.Lock()
+	ps.creditErr = errors.New("gone")
+	reads := ps.nTokenReads
+	ps.mu.Unlock()
+	if err := h.s.Poll(ctx); err == nil {
+		t.Fatal("a poll that could not read the tokens succeeded")
+	}
+	ps.mu.Lock()
+	if ps.nTokenReads != reads+1 {
+		t.Errorf("token reads %d, want %d", ps.nTokenReads, reads+1)
+	}
+	ps.mu.Unlock()
+	if h.trk.CreditRules() != all {
+		t.Fatal("a failed poll changed the credit rules")
 	}
 }

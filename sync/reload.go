@@ -39,8 +39,9 @@ func (s *Syncer) Load(ctx context.Context) error {
 
 // Reload applies what changed in the database since the last load: users
 // and torrents added, changed or removed (passkey version bumps, flags & 1
-// deletions), the deny list and the client rules. A full snapshot replaces the tracker's
-// sets; an incremental one is applied key by key. Announces keep running.
+// deletions), the deny list, the client rules and the credit factors and
+// freeleech tokens. A full snapshot replaces the tracker's sets; an
+// incremental one is applied key by key. Announces keep running.
 func (s *Syncer) Reload(ctx context.Context) error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
@@ -69,8 +70,9 @@ func (s *Syncer) Reload(ctx context.Context) error {
 	return nil
 }
 
-// reload reads a snapshot, the deny list and the client rules and applies
-// them (reloadMu held).
+// reload reads a snapshot, the deny list, the client rules and the credit
+// factors and tokens, and applies them (reloadMu held). A failure to read
+// one of the rule sets keeps that set and the ones after it as they were.
 func (s *Syncer) reload(ctx context.Context) (*xsql.Snapshot, int, error) {
 	snap, err := s.ld.Load(ctx)
 	if err != nil {
@@ -90,6 +92,11 @@ func (s *Syncer) reload(ctx context.Context) (*xsql.Snapshot, int, error) {
 		return snap, 0, err
 	}
 	s.trk.SetClientRules(tracker.NewClientRules(allow, deny))
+	credit, err := s.ld.CreditRules(ctx)
+	if err != nil {
+		return snap, 0, err
+	}
+	s.trk.SetCreditRules(credit)
 	return snap, len(v4) + len(v6), nil
 }
 

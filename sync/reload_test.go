@@ -207,3 +207,55 @@ func TestReloadAppliesClientRules(t *testing.T) {
 		t.Fatal("empty tables left client rules installed")
 	}
 }
+
+// The credit factors and tokens are read at the load and at every reload
+// and credited from the next announce; a failure to read them fails the
+// reload and keeps the old ones; none read removes them.
+func TestReloadAppliesCreditRules(t *testing.T) {
+	h := newHarness(t, 2, 2, Options{})
+	ctx := context.Background()
+	rules := &tracker.CreditRules{
+		Torrents: map[uint32]tracker.Factors{1: {Down: tracker.Percent(0)}}, // freeleech
+		Users:    map[uint32]tracker.Factors{1: {Up: tracker.Percent(200)}}, // double upload
+		Tokens:   map[tracker.FileUserKey]int64{{Fid: 2, UID: 2}: 1 << 40},  // far future
+	}
+	h.src.credit = rules
+	if err := h.s.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.trk.CreditRules(); got != rules {
+		t.Fatalf("after load: rules %+v, want %+v", got, rules)
+	}
+	a := &client{uid: 1, ih: hashOf(1), id: 1}
+	b := &client{uid: 2, ih: hashOf(2), id: 2}
+	for _, c := range []*client{a, b} {
+		if f := c.announce(h.trk, 0, 0); f != "" {
+			t.Fatalf("announce: %s", f)
+		}
+		c.announce(h.trk, 100, 100)
+	}
+	if err := h.s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.w.mu.Lock()
+	ua, ub := h.w.users[1], h.w.users[2]
+	h.w.mu.Unlock()
+	if ua.Uploaded != 200 || ua.Downloaded != 0 || ub.Uploaded != 100 || ub.Downloaded != 0 {
+		t.Fatalf("credited: uid 1 %+v (want 200 up, 0 down), uid 2 %+v (want 100 up, 0 down)", ua, ub)
+	}
+
+	h.src.creditErr = errors.New("gone")
+	if err := h.s.Reload(ctx); err == nil {
+		t.Fatal("reload with a failing credit rules read succeeded")
+	}
+	if h.trk.CreditRules() != rules {
+		t.Fatal("failed reload changed the credit rules")
+	}
+	h.src.credit, h.src.creditErr = nil, nil
+	if err := h.s.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.trk.CreditRules(); got != nil {
+		t.Fatalf("no rules read, %+v still installed", got)
+	}
+}

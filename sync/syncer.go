@@ -113,6 +113,7 @@ type source interface {
 	LookupTorrent(context.Context, tracker.InfoHash) (tracker.Torrent, error)
 	DenyList(context.Context) ([][2]uint32, [][2][16]byte, error)
 	ClientRules(context.Context) (allow, deny [][]byte, err error)
+	CreditRules(context.Context) (*tracker.CreditRules, error)
 }
 
 // Status is what /statistics shows of the database sync.

@@ -225,9 +225,15 @@ func (t *Tracker) update(c *config, s *swarm, a *Announce, u *User, uid uint32, 
 		t.ledger.snatch(&SnatchEntry{Addr: a.Addr, UID: uid, Fid: s.fid, Mtime: now})
 	}
 
+	// What the user is credited: the real deltas times the factors. The
+	// per-torrent row keeps the real ones.
+	creditUp, creditDown := up, down
+	if uid != 0 && (up|down) != 0 {
+		creditUp, creditDown = t.multiply(c, uid, s.fid, now, up, down)
+	}
 	r := announceRecord{
 		uid: uid, user: u != nil, fid: s.fid,
-		up: up, down: down, complete: complete,
+		up: up, down: down, creditUp: creditUp, creditDown: creditDown, complete: complete,
 		seeders: len(s.seeders), leechers: len(s.leechers),
 		left: a.Left, mtime: now,
 		seedTime: seedTime, leechTime: leechTime,

@@ -47,6 +47,38 @@ func BenchmarkAnnounceExistingPeer(b *testing.B) {
 	}
 }
 
+// BenchmarkAnnounceExistingPeerMultiplied is BenchmarkAnnounceExistingPeer
+// with credit factors in play: the torrent, the user and the site each
+// have one, and a token of another user is loaded, so every announce
+// looks them up and scales its credit through the carry.
+func BenchmarkAnnounceExistingPeerMultiplied(b *testing.B) {
+	tr, h := benchTracker(b, 1, 200)
+	s := tr.Settings()
+	s.UpMulti = Percent(150)
+	tr.SetSettings(s)
+	tr.SetCreditRules(&CreditRules{
+		Torrents: map[uint32]Factors{1: {Up: Percent(200), Down: Percent(50)}},
+		Users:    map[uint32]Factors{1: {Up: Percent(110)}},
+		Tokens:   map[FileUserKey]int64{{Fid: 1, UID: 2}: t0 + 3600},
+	})
+	a := ann(1, h[0], 5, 10)
+	var out AnnounceResult
+	tr.Announce(a, &out)
+	b.ReportAllocs()
+	for b.Loop() {
+		a.Uploaded += 1001
+		a.Downloaded += 3
+		tr.Announce(a, &out)
+	}
+	if out.Failure != "" || len(out.Peers4) != 50*6 {
+		b.Fatalf("%q %d", out.Failure, len(out.Peers4))
+	}
+	// 150 % × 200 % × 110 % of every byte, the remainders carried.
+	if d := tr.Drain().Users[1]; d.Uploaded != a.Uploaded*33/10 {
+		b.Fatalf("credited %d of %d real bytes, want %d", d.Uploaded, a.Uploaded, a.Uploaded*33/10)
+	}
+}
+
 // BenchmarkAnnounceExistingPeerTimed is BenchmarkAnnounceExistingPeer with
 // the clock moving one second per announce, so that every announce credits
 // seed or leech time (the fixed clock of the others credits none).

@@ -206,20 +206,22 @@ type announceRecord struct {
 	uid      uint32
 	user     bool // a known user (uid may be 0 only when !user)
 	fid      uint32
-	up, down uint64
-	complete uint64 // 1 if this announce counted a completion
-	seeders  int
-	leechers int
-	active   bool // the user still has a live peer on the torrent
-	left     uint64
-	mtime    int64
+	up, down uint64 // real bytes (xbt_files_users)
+	// credited bytes (xbt_users): up and down times the credit factors
+	creditUp, creditDown uint64
+	complete             uint64 // 1 if this announce counted a completion
+	seeders              int
+	leechers             int
+	active               bool // the user still has a live peer on the torrent
+	left                 uint64
+	mtime                int64
 	// seconds the peer spent seeding or leeching since its previous
 	// announce (0 for a first announce or a too-long gap)
 	seedTime, leechTime uint32
 }
 
 func (l *ledger) recordAnnounce(r *announceRecord) {
-	credit := r.user && (r.up|r.down) != 0
+	credit := r.user && (r.creditUp|r.creditDown) != 0
 	var ls *ledgerShard
 	switch {
 	case r.fid != 0:
@@ -233,8 +235,8 @@ func (l *ledger) recordAnnounce(r *announceRecord) {
 	b := ls.b
 	if credit {
 		d := b.Users[r.uid]
-		d.Uploaded = satAdd(d.Uploaded, r.up)
-		d.Downloaded = satAdd(d.Downloaded, r.down)
+		d.Uploaded = satAdd(d.Uploaded, r.creditUp)
+		d.Downloaded = satAdd(d.Downloaded, r.creditDown)
 		b.Users[r.uid] = d
 	}
 	if r.fid != 0 {

@@ -27,13 +27,15 @@ var (
 		"Announces whose uploaded or downloaded delta was over max_credit_per_announce: that counter was credited nothing.", nil, nil)
 	descClientRefused = prometheus.NewDesc("xbt_tracker_client_refused_total",
 		"Announces refused by the client rules, by rule: allow (peer_id not in xbt_client_whitelist), deny (peer_id in xbt_deny_from_clients).", []string{"rule"}, nil)
+	descCreditRules = prometheus.NewDesc("xbt_tracker_credit_rules",
+		"Credit rules loaded at the last reload, by kind: torrents and users with an up_multi or down_multi other than 100, freeleech tokens not expired.", []string{"kind"}, nil)
 )
 
 type collector struct{ t *Tracker }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descTorrents, descTorrentsWithPeers, descPeers,
-		descUsers, descLedger, descAnnounces, descScrapes, descExpired, descCreditCapped, descClientRefused} {
+		descUsers, descLedger, descAnnounces, descScrapes, descExpired, descCreditCapped, descClientRefused, descCreditRules} {
 		ch <- d
 	}
 }
@@ -55,4 +57,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descCreditCapped, k, float64(st.CreditCapped))
 	ch <- prometheus.MustNewConstMetric(descClientRefused, k, float64(st.ClientNotAllowed), "allow")
 	ch <- prometheus.MustNewConstMetric(descClientRefused, k, float64(st.ClientDenied), "deny")
+	ch <- prometheus.MustNewConstMetric(descCreditRules, g, float64(st.FactorTorrents), "torrents")
+	ch <- prometheus.MustNewConstMetric(descCreditRules, g, float64(st.FactorUsers), "users")
+	ch <- prometheus.MustNewConstMetric(descCreditRules, g, float64(st.Tokens), "tokens")
 }

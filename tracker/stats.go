@@ -19,6 +19,10 @@ type Stats struct {
 
 	ClientNotAllowed uint64 // announces refused: peer_id not in the allow list (ErrClientNotAllowed)
 	ClientDenied     uint64 // announces refused: peer_id in the deny list (ErrClientDenied)
+
+	// Credit rules in force (SetCreditRules): torrents and users with a
+	// factor other than 100 %, and freeleech tokens valid when read.
+	FactorTorrents, FactorUsers, Tokens int
 }
 
 // Stats sums the per-shard counters, which every swarm change keeps exact,
@@ -44,5 +48,8 @@ func (t *Tracker) Stats() Stats {
 	st.CreditCapped = t.caps.total.Load()
 	st.ClientNotAllowed = t.clientRefused[ruleAllow].Load()
 	st.ClientDenied = t.clientRefused[ruleDeny].Load()
+	if r := t.credit.Load(); r != nil {
+		st.FactorTorrents, st.FactorUsers, st.Tokens = len(r.Torrents), len(r.Users), len(r.Tokens)
+	}
 	return st
 }

@@ -27,11 +27,17 @@ func TestStatsAndCollector(t *testing.T) {
 	mustOK(t, tr, ann(1, h1, 2, 10))
 	clk.Add(2000)
 	tr.Expire() // peers 1 and 3
+	tr.SetCreditRules(&CreditRules{
+		Torrents: map[uint32]Factors{1: {Down: Percent(0)}},
+		Users:    map[uint32]Factors{1: {Up: Percent(200)}, 2: {Up: Percent(150)}},
+		Tokens:   map[FileUserKey]int64{{2, 1}: t0 + 1e6, {3, 1}: t0 + 1e6, {3, 2}: t0 + 1e6},
+	})
 
 	want := Stats{
 		Torrents: 3, TorrentsWithPeers: 1, Peers: 1, Seeders: 0, Leechers: 1, Users: 2,
 		LedgerLen:   tr.LedgerLen(),
 		AnnouncesOK: 4, AnnouncesFailed: 1, ScrapesOK: 1, ScrapesFailed: 2, Expired: 2,
+		FactorTorrents: 1, FactorUsers: 2, Tokens: 3,
 	}
 	if st := tr.Stats(); st != want {
 		t.Fatalf("Stats = %+v\nwant    %+v", st, want)
@@ -75,6 +81,9 @@ func TestStatsAndCollector(t *testing.T) {
 		"xbt_tracker_credit_capped_total":              0,
 		"xbt_tracker_client_refused_total{rule=allow}": 0,
 		"xbt_tracker_client_refused_total{rule=deny}":  0,
+		"xbt_tracker_credit_rules{kind=torrents}":      1,
+		"xbt_tracker_credit_rules{kind=users}":         2,
+		"xbt_tracker_credit_rules{kind=tokens}":        3,
 	}
 	for k, v := range wantM {
 		if g, ok := got[k]; !ok || g != v {

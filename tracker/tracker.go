@@ -54,6 +54,10 @@ type Tracker struct {
 	clientRefused [2]atomic.Uint64 // announces refused by rule: ruleAllow, ruleDeny
 	ledger        ledger
 	caps          creditCaps // announces refused credit by MaxCreditPerAnnounce
+	// credit is nil when no torrent or user has a factor and no token is
+	// valid (the common case: one nil test per crediting announce).
+	credit atomic.Pointer[CreditRules]
+	carry  carryStore // sub-byte remainders of multiplied credit
 
 	resolver atomic.Pointer[resolverBox] // nil: no on-demand lookups
 
@@ -71,10 +75,13 @@ type config struct {
 	numWant     int   // peers given when the client asks for none, > 0
 	maxNumWant  int   // upper bound of numwant, >= 1
 	expireAfter int64 // seconds of silence after which a peer is dropped
+	// site-wide credit factors in percent (Settings.UpMulti, DownMulti)
+	siteUp, siteDown uint64
 }
 
 func newConfig(s Settings) *config {
-	c := &config{s: s, interval: s.AnnounceInterval, numWant: s.DefaultNumWant, maxNumWant: s.MaxNumWant}
+	c := &config{s: s, interval: s.AnnounceInterval, numWant: s.DefaultNumWant, maxNumWant: s.MaxNumWant,
+		siteUp: uint64(s.UpMulti.Percent()), siteDown: uint64(s.DownMulti.Percent())}
 	if c.interval <= 0 {
 		c.interval = defaultAnnounceInterval
 	}

@@ -117,6 +117,12 @@ type Settings struct {
 	// announces, so such a delta is a lie or a wrapped counter, and one
 	// client must not mint exabytes of ratio.
 	MaxCreditPerAnnounce uint64
+
+	// UpMulti and DownMulti are the site-wide credit factors (xbt_config
+	// up_multi and down_multi, in percent; the zero value is 100 %): a
+	// freeleech weekend is DownMulti = Percent(0). They multiply with the
+	// torrent's and the user's (CreditRules).
+	UpMulti, DownMulti Multiplier
 }
 
 // User is a row of xbt_users as the engine needs it.

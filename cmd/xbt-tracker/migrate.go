@@ -19,7 +19,7 @@ func (e *env) migrateCommand() *cli.Command {
 		Usage: "create or update the xbt_* tables (goose migrations embedded in the binary)",
 		Description: "Safe on a database that XBT's own schema created: tables are created only when absent, " +
 			"missing optional columns are added, no data is dropped. --extras selects the opt-in set instead: " +
-			"columns added to catalog tables (xbt_files_users.timespent, leechtime), never applied by plain \"migrate up\". See docs/ADOPTING.md.",
+			"columns added to catalog tables (xbt_files_users.timespent, leechtime; up_multi, down_multi on xbt_files and xbt_users), never applied by plain \"migrate up\". See docs/ADOPTING.md.",
 		Subcommands: []*cli.Command{
 			{
 				Name:  "up",
@@ -116,7 +116,7 @@ func (e *env) migrateCommand() *cli.Command {
 // extrasFlag selects the opt-in set (migrations.Extras): columns added to
 // catalog tables, never applied by plain "migrate up".
 func extrasFlag() cli.Flag {
-	return &cli.BoolFlag{Name: "extras", Usage: "the opt-in set instead: columns on catalog tables (xbt_files_users.timespent, leechtime); see docs/ADOPTING.md"}
+	return &cli.BoolFlag{Name: "extras", Usage: "the opt-in set instead: columns on catalog tables (xbt_files_users.timespent, leechtime; up_multi, down_multi on xbt_files and xbt_users); see docs/ADOPTING.md"}
 }
 
 func migrationSet(c *cli.Context) migrations.Set {

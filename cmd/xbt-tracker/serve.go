@@ -161,18 +161,21 @@ func serve(ctx context.Context, log *zap.Logger, src config.Sources, cfg config.
 
 	started := time.Now()
 	status := func() httpfront.StatusInfo {
-		st := sy.Status()
+		st, ts := sy.Status(), trk.Stats()
 		return httpfront.StatusInfo{
-			Stats: trk.Stats(), Started: started,
+			Stats: ts, Started: started,
 			LastFlush: st.LastFlush, LastReload: st.LastReload,
 			FlushErr: st.FlushErr, ReloadErr: st.ReloadErr,
 			Extra: []httpfront.StatusRow{
 				{Name: "rows pending write-back", Value: int64(st.PendingRows)},
 				{Name: "rows quarantined", Value: int64(st.QuarantinedRows)},
 				{Name: "seconds since the last successful flush", Value: int64(st.FlushAge / time.Second)},
-				{Name: "announces refused credit (max_credit_per_announce)", Value: int64(trk.Stats().CreditCapped)},
-				{Name: "announces refused: client not in the allow list", Value: int64(trk.Stats().ClientNotAllowed)},
-				{Name: "announces refused: client in the deny list", Value: int64(trk.Stats().ClientDenied)},
+				{Name: "announces refused credit (max_credit_per_announce)", Value: int64(ts.CreditCapped)},
+				{Name: "announces refused: client not in the allow list", Value: int64(ts.ClientNotAllowed)},
+				{Name: "announces refused: client in the deny list", Value: int64(ts.ClientDenied)},
+				{Name: "torrents with credit factors (up_multi, down_multi)", Value: int64(ts.FactorTorrents)},
+				{Name: "users with credit factors (up_multi, down_multi)", Value: int64(ts.FactorUsers)},
+				{Name: "freeleech tokens valid", Value: int64(ts.Tokens)},
 			},
 		}
 	}
@@ -243,6 +246,8 @@ func settings(cfg config.Config) tracker.Settings {
 		LogAccess:         cfg.LogAccess,
 
 		MaxCreditPerAnnounce: uint64(max(cfg.MaxCreditPerAnnounce, 0)),
+		UpMulti:              tracker.Percent(uint32(min(max(cfg.UpMulti, 0), tracker.MaxPercent))),   //nolint:gosec // G115: clamped to 0..MaxPercent
+		DownMulti:            tracker.Percent(uint32(min(max(cfg.DownMulti, 0), tracker.MaxPercent))), //nolint:gosec // G115: clamped to 0..MaxPercent
 	}
 }
 

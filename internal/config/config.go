@@ -29,6 +29,8 @@ type Config struct {
 	LogAccess             bool          // log_access
 	LogAnnounce           bool          // log_announce
 	LogScrape             bool          // log_scrape
+	DownMulti             int           // down_multi (percent, site-wide)
+	UpMulti               int           // up_multi (percent, site-wide)
 	ReadConfigInterval    time.Duration // read_config_interval
 	ReadDBInterval        time.Duration // read_db_interval
 	ScrapeInterval        time.Duration // scrape_interval; 0 = none

@@ -482,6 +482,97 @@ var Cases = []Case{
 		},
 	},
 	{
+		Name: "credit/freeleech torrent credits no download; the file-user row keeps the real bytes",
+		Setup: func(trk *tracker.Tracker) {
+			trk.SetCreditRules(&tracker.CreditRules{Torrents: map[uint32]tracker.Factors{1: {Down: tracker.Percent(0)}}})
+		},
+		Run: func(e *Env) {
+			d, fu := e.credit(1, H1, 300, 7000)
+			if d.Uploaded != 300 || d.Downloaded != 0 || fu.Uploaded != 300 || fu.Downloaded != 7000 {
+				e.T.Errorf("user %+v, file-user up %d down %d; want user 300/0, file-user 300/7000", d, fu.Uploaded, fu.Downloaded)
+			}
+		},
+	},
+	{
+		Name: "credit/double upload credits twice",
+		Setup: func(trk *tracker.Tracker) {
+			trk.SetCreditRules(&tracker.CreditRules{Torrents: map[uint32]tracker.Factors{1: {Up: tracker.Percent(200)}}})
+		},
+		Run: func(e *Env) {
+			if d, fu := e.credit(1, H1, 1234, 10); d.Uploaded != 2468 || d.Downloaded != 10 || fu.Uploaded != 1234 {
+				e.T.Errorf("user %+v, file-user up %d; want user 2468/10, file-user 1234", d, fu.Uploaded)
+			}
+		},
+	},
+	{
+		Name: "credit/torrent × user × site factors combine, the remainder carried",
+		Settings: func(s *tracker.Settings) {
+			s.UpMulti, s.DownMulti = tracker.Percent(200), tracker.Percent(50)
+		},
+		Setup: func(trk *tracker.Tracker) {
+			trk.SetCreditRules(&tracker.CreditRules{
+				Torrents: map[uint32]tracker.Factors{1: {Up: tracker.Percent(50), Down: tracker.Percent(50)}},
+				Users:    map[uint32]tracker.Factors{1: {Up: tracker.Percent(300), Down: tracker.Percent(100)}},
+			})
+		},
+		Run: func(e *Env) {
+			// up: 1001 × 50% × 300% × 200% = 3003; down: 1001 × 25% = 250.25,
+			// then the second announce's 3 bytes: (3 + 0.25 carried) × ... → 0.75 + 0.25 = 1.
+			d, _ := e.credit(1, H1, 1001, 1001)
+			if d.Uploaded != 3003 || d.Downloaded != 250 {
+				e.T.Errorf("first: %+v, want up 3003 down 250", d)
+			}
+			r := e.Req(1, H1, 1, 500)
+			r.Uploaded, r.Downloaded = 1001, 1004
+			e.MustAnnounce(r)
+			if d := e.Tracker.Drain().Users[1]; d.Uploaded != 0 || d.Downloaded != 1 {
+				e.T.Errorf("second: %+v, want down 1 (0.75 + 0.25 carried)", d)
+			}
+		},
+	},
+	{
+		Name: "credit/a token frees the download until it expires",
+		Setup: func(trk *tracker.Tracker) {
+			trk.SetCreditRules(&tracker.CreditRules{Tokens: map[tracker.FileUserKey]int64{
+				{Fid: 1, UID: 1}: Epoch.Add(time.Hour).Unix(),
+			}})
+		},
+		Run: func(e *Env) {
+			if d, fu := e.credit(1, H1, 5, 4000); d.Downloaded != 0 || d.Uploaded != 5 || fu.Downloaded != 4000 {
+				e.T.Errorf("with a token: user %+v, file-user down %d", d, fu.Downloaded)
+			}
+			if d, _ := e.credit(2, H1, 0, 4000); d.Downloaded != 4000 {
+				e.T.Errorf("another user's download: %+v, want 4000", d)
+			}
+			e.Clock.Advance(time.Hour)
+			r := e.Req(1, H1, 1, 500)
+			r.Uploaded, r.Downloaded = 5, 4100
+			e.MustAnnounce(r)
+			if d := e.Tracker.Drain().Users[1]; d.Downloaded != 100 {
+				e.T.Errorf("after expiry: %+v, want down 100", d)
+			}
+		},
+	},
+	{
+		Name: "credit/site-wide freeleech takes effect with the next settings",
+		Run: func(e *Env) {
+			s := e.Tracker.Settings()
+			s.DownMulti = tracker.Percent(0)
+			e.Tracker.SetSettings(s)
+			if d, _ := e.credit(1, H1, 10, 4000); d.Downloaded != 0 || d.Uploaded != 10 {
+				e.T.Errorf("site freeleech: %+v", d)
+			}
+			s.DownMulti = tracker.Multiplier{}
+			e.Tracker.SetSettings(s)
+			r := e.Req(1, H1, 1, 500)
+			r.Uploaded, r.Downloaded = 10, 4500
+			e.MustAnnounce(r)
+			if d := e.Tracker.Drain().Users[1]; d.Downloaded != 500 {
+				e.T.Errorf("back to normal: %+v, want down 500", d)
+			}
+		},
+	},
+	{
 		Name: "ledger/completed counted once, in scrape and Drain",
 		Run: func(e *Env) {
 			r := e.Req(2, H1, 1, 1000)
@@ -511,4 +602,18 @@ func fmtWant(n *int) string {
 		return "absent"
 	}
 	return fmt.Sprint(*n)
+}
+
+// credit announces peer 1 of uid on h twice (a start, then up and down
+// bytes more) and returns what the second announce recorded for the user
+// and for the (fid 1, uid) row.
+func (e *Env) credit(uid uint32, h tracker.InfoHash, up, down uint64) (tracker.UserDelta, tracker.FileUserDelta) {
+	r := e.Req(uid, h, 1, 500)
+	r.Event = tracker.EventStarted
+	e.MustAnnounce(r)
+	e.Tracker.Drain()
+	r.Event, r.Uploaded, r.Downloaded = tracker.EventNone, up, down
+	e.MustAnnounce(r)
+	b := e.Tracker.Drain()
+	return b.Users[uid], b.FileUsers[tracker.FileUserKey{Fid: 1, UID: uid}]
 }
