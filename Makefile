@@ -14,7 +14,7 @@ build:
 
 # Every test, against a real MariaDB (scripts/dev-db.sh finds or starts one).
 test: build
-	XBT_TEST_DSN="$$(scripts/dev-db.sh)" XBT_TEST_BINARY="$(CURDIR)/$(BIN)" $(GO) test -race -count=1 $(PKGS)
+	XBT_TEST_DSN="$$(scripts/dev-db.sh)" XBT_TEST_BINARY="$(CURDIR)/$(BIN)" $(GO) test -race -count=1 -timeout 30m $(PKGS)
 
 # The tests that need no database, binary or BitTorrent client (-short skips
 # those: internal/dbtest.New and integration's TestMain): the edit-test loop.

@@ -14,13 +14,7 @@ import (
 func TestClientRulesUpAndDown(t *testing.T) {
 	ctx := context.Background()
 	db, _ := dbtest.New(t)
-	p, err := migrations.NewProvider(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.UpTo(ctx, 4); err != nil {
-		t.Fatal(err)
-	}
+	upTo(t, db, 4)
 	before := xbtTables(t, db) // as 00004 leaves it
 	mustUp(t, db)
 	for _, tb := range []string{"xbt_client_whitelist", "xbt_deny_from_clients"} {
@@ -65,13 +59,7 @@ func TestClientRulesUpAndDown(t *testing.T) {
 func TestClientRulesCatalogWhitelistKept(t *testing.T) {
 	ctx := context.Background()
 	db, _ := dbtest.New(t)
-	p, err := migrations.NewProvider(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.UpTo(ctx, 4); err != nil {
-		t.Fatal(err)
-	}
+	upTo(t, db, 4)
 	mustExec(t, db, "CREATE TABLE xbt_client_whitelist (id int(10) unsigned NOT NULL AUTO_INCREMENT, peer_id varchar(20) DEFAULT NULL, vstring varchar(200) DEFAULT '', PRIMARY KEY (id), UNIQUE KEY peer_id (peer_id))")
 	mustExec(t, db, "INSERT INTO xbt_client_whitelist (peer_id, vstring) VALUES ('-TR2', 'Transmission 2')")
 	shape := columns(t, db, "xbt_client_whitelist")

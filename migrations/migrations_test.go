@@ -54,9 +54,9 @@ func tables(t *testing.T, db *sql.DB) []string {
 }
 
 // queryStrings returns the first column of every row of q.
-func queryStrings(t *testing.T, db *sql.DB, q string) []string {
+func queryStrings(t *testing.T, db *sql.DB, q string, args ...any) []string {
 	t.Helper()
-	rows, err := db.Query(q)
+	rows, err := db.Query(q, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -660,5 +660,18 @@ func TestUpOnHEADNamedDatabase(t *testing.T) {
 	var up int
 	if err := db.QueryRow("SELECT uploaded FROM xbt_peers WHERE tid = 1 AND uid = 2").Scan(&up); err != nil || up != 7 {
 		t.Fatalf("xbt_peers row: %d %v", up, err)
+	}
+}
+
+// upTo applies the main set up to version v: a database as a catalog had it
+// before migration v+1.
+func upTo(t *testing.T, db *sql.DB, v int64) {
+	t.Helper()
+	p, err := migrations.NewProvider(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(context.Background(), v); err != nil {
+		t.Fatal(err)
 	}
 }

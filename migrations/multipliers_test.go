@@ -60,13 +60,7 @@ func TestFreeleechTokensUpAndDown(t *testing.T) {
 func TestFreeleechTokensCatalogTableKept(t *testing.T) {
 	ctx := context.Background()
 	db, _ := dbtest.New(t)
-	p, err := migrations.NewProvider(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.UpTo(ctx, 6); err != nil {
-		t.Fatal(err)
-	}
+	upTo(t, db, 6)
 	mustExec(t, db, "CREATE TABLE xbt_freeleech_tokens (uid int NOT NULL, fid int NOT NULL, expires int NOT NULL, PRIMARY KEY (uid, fid))")
 	mustExec(t, db, "INSERT INTO xbt_freeleech_tokens VALUES (1, 2, 100)")
 	shape := columns(t, db, "xbt_freeleech_tokens")
@@ -85,26 +79,10 @@ func TestFreeleechTokensCatalogTableKept(t *testing.T) {
 // multiIndexes are the indexes extras 00002 adds to each table.
 var multiIndexes = []string{"xbt_tracker_down_multi", "xbt_tracker_up_multi"}
 
-// indexes returns the names of table's indexes whose first column is col.
+// indexesOn returns the names of table's indexes whose first column is col.
 func indexesOn(t *testing.T, db *sql.DB, table, col string) []string {
 	t.Helper()
-	rows, err := db.Query("SELECT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = ? AND SEQ_IN_INDEX = 1 ORDER BY INDEX_NAME", table, col)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, n)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return queryStrings(t, db, "SELECT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = ? AND SEQ_IN_INDEX = 1 ORDER BY INDEX_NAME", table, col)
 }
 
 // TestExtrasMultipliers: the set adds up_multi and down_multi (smallint
@@ -151,27 +129,12 @@ func TestExtrasMultipliers(t *testing.T) {
 	// The catalog's idioms, in strict mode: inserts naming only their own
 	// columns get 100 %; the fid of an existing torrent comes back.
 	mustExec(t, db, "INSERT INTO xbt_users (torrent_pass) VALUES ('x')")
-	const ins = "INSERT INTO xbt_files (info_hash, mtime, ctime) VALUES ('abcdefghijabcdefghij', 1, 1) ON DUPLICATE KEY UPDATE fid = LAST_INSERT_ID(fid)"
-	var ids []int64
-	for range 2 {
-		res, err := db.Exec(ins)
-		if err != nil {
-			t.Fatal(err)
-		}
-		id, err := res.LastInsertId()
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, id)
-	}
-	if ids[0] == 0 || ids[1] != ids[0] {
-		t.Fatalf("insert ids %v: want the same non-zero fid twice", ids)
-	}
+	fid := checkInsertIDIdiom(t, db)
 	if n := count(t, db, "SELECT COUNT(*) FROM xbt_files JOIN xbt_users WHERE xbt_files.up_multi = 100 AND xbt_files.down_multi = 100 AND xbt_users.up_multi = 100 AND xbt_users.down_multi = 100"); n != 1 {
 		t.Fatalf("defaults: %d rows at 100 %%, want 1", n)
 	}
 	mustExec(t, db, "UPDATE xbt_files SET down_multi = 0, up_multi = 200")
-	mustExec(t, db, "INSERT INTO xbt_freeleech_tokens VALUES (1, ?, UNIX_TIMESTAMP() + 86400)", ids[0])
+	mustExec(t, db, "INSERT INTO xbt_freeleech_tokens VALUES (1, ?, UNIX_TIMESTAMP() + 86400)", fid)
 
 	// Down removes the set's objects, the rows stay.
 	if r, err := migrations.Extras.Down(ctx, db); err != nil || r.Source.Version != 2 {

@@ -55,13 +55,7 @@ func TestSnatchedUpAndDown(t *testing.T) {
 func TestSnatchedCatalogTableKept(t *testing.T) {
 	ctx := context.Background()
 	db, _ := dbtest.New(t)
-	p, err := migrations.NewProvider(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.UpTo(ctx, 5); err != nil {
-		t.Fatal(err)
-	}
+	upTo(t, db, 5)
 	mustExec(t, db, "CREATE TABLE xbt_snatched (uid int(11) NOT NULL DEFAULT 0, tstamp int(11) NOT NULL, fid int(11) NOT NULL, IP varchar(15) NOT NULL, seedtime int(11) NOT NULL DEFAULT 0, KEY fid (fid), KEY tstamp (tstamp), KEY uid_tstamp (uid, tstamp))")
 	mustExec(t, db, "INSERT INTO xbt_snatched (uid, tstamp, fid, IP) VALUES (1, 100, 2, '192.0.2.1')")
 	shape := columns(t, db, "xbt_snatched")

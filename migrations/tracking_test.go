@@ -93,15 +93,8 @@ func TestTrackerObjectsUpAndDown(t *testing.T) {
 // A 00004 that failed half-way (e.g. ERROR 1419 on the third trigger) leaves
 // some objects behind; once the privilege is fixed, "migrate up" succeeds.
 func TestChangeTrackingRerunAfterPartialFailure(t *testing.T) {
-	ctx := context.Background()
 	db, _ := dbtest.New(t)
-	p, err := migrations.NewProvider(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.UpTo(ctx, 3); err != nil {
-		t.Fatal(err)
-	}
+	upTo(t, db, 3)
 	mustExec(t, db, "CREATE TABLE xbt_tracker_changes (tbl tinyint unsigned NOT NULL, id int NOT NULL, info_hash varbinary(20) NOT NULL DEFAULT '', changed datetime(6) NOT NULL, version bigint unsigned NOT NULL DEFAULT 1, PRIMARY KEY (tbl, id, info_hash), KEY changed (changed))")
 	mustExec(t, db, "CREATE TRIGGER xbt_tracker_users_ai AFTER INSERT ON xbt_users FOR EACH ROW SET @x = 1")
 	if res := mustUp(t, db); len(res) != lastVersion-3 {
@@ -119,9 +112,18 @@ func TestChangeTrackingRerunAfterPartialFailure(t *testing.T) {
 func TestCatalogInsertIDIdiomSurvivesChangeTracking(t *testing.T) {
 	db, _ := dbtest.New(t)
 	mustUp(t, db)
+	checkInsertIDIdiom(t, db)
+}
+
+// checkInsertIDIdiom runs the catalog's "INSERT ... ON DUPLICATE KEY UPDATE
+// fid = LAST_INSERT_ID(fid)" twice for one torrent: both must return its
+// fid (any UPDATE trigger on xbt_files makes MariaDB return 0 the second
+// time, see 00004). It returns the fid.
+func checkInsertIDIdiom(t *testing.T, db *sql.DB) int64 {
+	t.Helper()
 	const q = "INSERT INTO xbt_files (info_hash, mtime, ctime) VALUES ('abcdefghijabcdefghij', 1, 1) ON DUPLICATE KEY UPDATE fid = LAST_INSERT_ID(fid)"
 	var ids []int64
-	for i := 0; i < 2; i++ {
+	for range 2 {
 		res, err := db.Exec(q)
 		if err != nil {
 			t.Fatal(err)
@@ -135,4 +137,5 @@ func TestCatalogInsertIDIdiomSurvivesChangeTracking(t *testing.T) {
 	if ids[0] == 0 || ids[1] != ids[0] {
 		t.Fatalf("insert ids %v: want the same non-zero fid twice", ids)
 	}
+	return ids[0]
 }
