@@ -4,6 +4,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 BIN=${BIN:-bin/xbt-tracker}
+# The binary start_serve runs (another build to compare with; the load
+# generator is always BIN).
+SERVE_BIN=${XBT_BENCH_SERVE_BIN:-$BIN}
 BASE_DSN=${XBT_BENCH_DSN:-root:@tcp(127.0.0.1:3306)/}
 PORT=${XBT_BENCH_PORT:-2710}
 # CPU pinning on a 2-core machine: the server on one core, the load
@@ -27,8 +30,8 @@ dsn_for() { echo "${BASE_DSN%/}/$1"; }
 # (every run starts cold) unless the flags name one (--state-file PATH).
 start_serve() {
   local db=$1; shift
-  log taskset -c "$SERVER_CPU" "$BIN" serve --dsn "$(dsn_for "$db")" --listen-http "127.0.0.1:$PORT" --listen-udp "127.0.0.1:$PORT" --log-level warn --state-file '' "$@"
-  taskset -c "$SERVER_CPU" "$BIN" serve --dsn "$(dsn_for "$db")" --listen-http "127.0.0.1:$PORT" --listen-udp "127.0.0.1:$PORT" \
+  log taskset -c "$SERVER_CPU" "$SERVE_BIN" serve --dsn "$(dsn_for "$db")" --listen-http "127.0.0.1:$PORT" --listen-udp "127.0.0.1:$PORT" --log-level warn --state-file '' "$@"
+  taskset -c "$SERVER_CPU" "$SERVE_BIN" serve --dsn "$(dsn_for "$db")" --listen-http "127.0.0.1:$PORT" --listen-udp "127.0.0.1:$PORT" \
     --log-level warn --state-file '' "$@" 2>"$OUT/serve.log" &
   SERVE_PID=$!
   for _ in $(seq 1 3000); do

@@ -113,10 +113,11 @@ type Loader struct {
 	window     time.Duration
 	pollWindow time.Duration
 	fullEvery  time.Duration
-	lastFull   time.Time // server time (UTC) read before the previous full Load
-	watermark  time.Time // server time (UTC) read before the previous successful Load or Poll; zero: no incremental base
-	seen       map[changeKey]seenChange
-	nUsers     int // previous full Load's counts: size hints
+	lastFull   time.Time                // server time (UTC) read before the previous full Load
+	watermark  time.Time                // server time (UTC) read before the previous successful Load or Poll; zero: no incremental base
+	seen       map[changeKey]seenChange // delivered changelog entries of the window
+	pruned     time.Time                // when seen last lost its entries older than the window
+	nUsers     int                      // previous full Load's counts: size hints
 	nTorrents  int
 	flagged    map[uint32]tracker.InfoHash // rows with flags & 1 at the previous Load
 }
@@ -241,7 +242,7 @@ func (l *Loader) loadFull(ctx context.Context, now time.Time, tracking bool) (*S
 	l.nUsers, l.nTorrents = len(users)+len(users)/16+16, len(live)+len(live)/16+16
 	l.lastFull = now
 	if tracking {
-		l.seen, l.watermark = seen, now
+		l.seen, l.watermark, l.pruned = seen, now, now
 		l.prune(ctx, now)
 	} else {
 		l.seen, l.watermark = nil, time.Time{}

@@ -38,7 +38,7 @@ func (e *env) benchCommand() *cli.Command {
 			&cli.DurationFlag{Name: "warmup", Usage: "run this long first without counting (e.g. until every peer has started)"},
 			&cli.Float64Flag{Name: "rate", Usage: "total requests per second (0 = as fast as the target answers)"},
 			&cli.BoolFlag{Name: "keepalive", Value: true, Usage: "reuse connections (false: a new TCP connection per request)"},
-			&cli.Float64Flag{Name: "scrape-ratio", Value: 0.1, Usage: "share of requests that are scrapes"},
+			&cli.Float64Flag{Name: "scrape-ratio", Value: 0.1, Usage: "share of requests that are scrapes (default 0 over UDP: BEP 15 scrapes carry no passkey, so they succeed only with anonymous_scrape)"},
 			&cli.Float64Flag{Name: "seeders", Value: loadgen.DefaultBehaviour.SeederRatio, Usage: "share of sessions that start as seeders"},
 			&cli.Float64Flag{Name: "stop-ratio", Value: loadgen.DefaultBehaviour.StopRatio, Usage: "chance that a running session's next announce is event=stopped"},
 			&cli.Float64Flag{Name: "zipf", Value: 1.0, Usage: "torrent popularity exponent (0 = uniform)"},
@@ -113,6 +113,13 @@ func (e *env) benchCommand() *cli.Command {
 					pid = p
 				}
 			}
+			scrapes := c.Float64("scrape-ratio")
+			if tg.UDP && !c.IsSet("scrape-ratio") {
+				// Refused scrapes would be counted as errors and their
+				// cheap refusals would lower the CPU per answer: none,
+				// unless asked for.
+				scrapes = 0
+			}
 			cfg := loadgen.Config{
 				Target: tg, World: world,
 				Behaviour: loadgen.Behaviour{
@@ -121,7 +128,7 @@ func (e *env) benchCommand() *cli.Command {
 				},
 				KeepAlive: c.Bool("keepalive"), NoPasskey: c.Bool("no-passkey"),
 				Concurrency: c.Int("concurrency"), Duration: c.Duration("duration"), Requests: c.Int64("requests"), Warmup: c.Duration("warmup"),
-				Rate: c.Float64("rate"), Peers: c.Int("peers"), ScrapeRatio: c.Float64("scrape-ratio"),
+				Rate: c.Float64("rate"), Peers: c.Int("peers"), ScrapeRatio: scrapes,
 				ZipfS: c.Float64("zipf"), NumWant: c.Int("numwant"), Timeout: c.Duration("timeout"),
 				Seed: c.Uint64("seed"), PID: pid,
 			}

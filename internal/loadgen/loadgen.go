@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -176,11 +177,19 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if rep.Elapsed > 0 {
 		rep.SelfCPU = 100 * (selfCPU() - self0).Seconds() / rep.Elapsed.Seconds()
 	}
+	rep.SelfCores = runtime.NumCPU() // the affinity mask's CPUs, as taskset set them
+	if rep.OK > 0 {
+		rep.SelfUSPerAnswer = (selfCPU() - self0).Seconds() * 1e6 / float64(rep.OK)
+	}
 	if cfg.PID != 0 {
 		rep.RSSAfter, rep.RSSPeak, _ = ReadRSS(cfg.PID)
 		if cpu1, err := ReadCPU(cfg.PID); err == nil && rep.Elapsed > 0 {
 			rep.TargetCPU = 100 * (cpu1 - cpu0).Seconds() / rep.Elapsed.Seconds()
+			if rep.OK > 0 {
+				rep.TargetUSPerAnswer = (cpu1 - cpu0).Seconds() * 1e6 / float64(rep.OK)
+			}
 		}
+		rep.TargetCores, _ = AllowedCPUs(cfg.PID)
 	}
 	return rep, nil
 }
@@ -409,6 +418,34 @@ type Report struct {
 	// use is the bottleneck.
 	TargetCPU float64 `json:",omitempty"`
 	SelfCPU   float64
+
+	// CPU time per answered request (an OK answer), in µs: the figure that
+	// compares servers when the load generator, not the server, is the
+	// bottleneck (requests/s then measure the load generator).
+	TargetUSPerAnswer float64 `json:",omitempty"`
+	SelfUSPerAnswer   float64
+	// The CPUs each side may run on (affinity: taskset), for Bottleneck.
+	TargetCores int `json:",omitempty"`
+	SelfCores   int
+}
+
+// Bottleneck names the side that limited the run: "load generator" when it
+// used 90% or more of the CPUs it may run on while the target did not,
+// "target" when the target did, "" when neither (then the connections or
+// the pacing limited it), or when the target's CPU is not known.
+func (rep *Report) Bottleneck() string {
+	if rep.PID == 0 || rep.TargetCores == 0 {
+		return ""
+	}
+	self := rep.SelfCPU / float64(max(rep.SelfCores, 1))
+	target := rep.TargetCPU / float64(rep.TargetCores)
+	switch {
+	case target >= 90:
+		return "target"
+	case self >= 90:
+		return "load generator"
+	}
+	return ""
 }
 
 // WriteText writes the report for people.
@@ -437,7 +474,18 @@ func (rep *Report) WriteText(w io.Writer) {
 	if rep.PID != 0 {
 		fmt.Fprintf(w, "target RSS  pid %d: %.1f MB before, %.1f MB after (%+.1f MB), peak %.1f MB\n", rep.PID,
 			mb(rep.RSSBefore), mb(rep.RSSAfter), mb(rep.RSSAfter-rep.RSSBefore), mb(rep.RSSPeak))
-		fmt.Fprintf(w, "CPU         target %.0f%%, load generator %.0f%% (of one core)\n", rep.TargetCPU, rep.SelfCPU)
+		fmt.Fprintf(w, "CPU         target %.0f%% of %d core(s), load generator %.0f%% of %d core(s) (100%% = one core)\n",
+			rep.TargetCPU, rep.TargetCores, rep.SelfCPU, rep.SelfCores)
+		fmt.Fprintf(w, "CPU/answer  target %.1f µs, load generator %.1f µs (CPU time over the run / OK answers)\n",
+			rep.TargetUSPerAnswer, rep.SelfUSPerAnswer)
+		switch b := rep.Bottleneck(); b {
+		case "load generator":
+			fmt.Fprintf(w, "bottleneck  the load generator: req/s say how fast it is, compare the target's CPU/answer instead\n")
+		case "target":
+			fmt.Fprintf(w, "bottleneck  the target\n")
+		default:
+			fmt.Fprintf(w, "bottleneck  neither side was busy (connections or pacing limited the run)\n")
+		}
 	} else {
 		fmt.Fprintf(w, "CPU         load generator %.0f%% of one core\n", rep.SelfCPU)
 	}

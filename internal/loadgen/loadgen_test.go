@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -406,7 +407,9 @@ func TestRunInProcess(t *testing.T) {
 			const n = 1500
 			rep, err := Run(context.Background(), Config{
 				Target: tg, World: w, KeepAlive: c.keep, Concurrency: 4, Requests: n, Peers: 200,
-				ScrapeRatio: c.scrape, ZipfS: 1, Timeout: 5 * time.Second, PID: 0,
+				// The target is this process: its CPU per answer is measured
+				// like a server's.
+				ScrapeRatio: c.scrape, ZipfS: 1, Timeout: 5 * time.Second, PID: os.Getpid(),
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -421,6 +424,10 @@ func TestRunInProcess(t *testing.T) {
 			}
 			if rep.P50 <= 0 || rep.P99 < rep.P50 || rep.Max < rep.P99 {
 				t.Fatalf("latencies:\n%s", sb.String())
+			}
+			if rep.TargetUSPerAnswer <= 0 || rep.SelfUSPerAnswer <= 0 || rep.TargetCores != runtime.NumCPU() ||
+				!strings.Contains(sb.String(), "CPU/answer  target ") {
+				t.Fatalf("CPU per answer:\n%s", sb.String())
 			}
 		})
 	}
@@ -489,5 +496,48 @@ func TestRunWarmup(t *testing.T) {
 	st := trk.Stats()
 	if rep.Requests != 100 || rep.OK != 100 || st.AnnouncesOK+st.ScrapesOK <= 100 || rep.Events["started"] == int64(st.AnnouncesOK) {
 		t.Fatalf("report %+v, tracker %+v: warm-up requests counted, or none sent", rep, st)
+	}
+}
+
+func TestCountCPUList(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int
+		ok   bool
+	}{
+		{"0", 1, true}, {"0-1", 2, true}, {"0-3,8,10-11", 7, true}, {"1", 1, true},
+		{"", 0, false}, {"3-1", 0, false}, {"a", 0, false}, {"0-", 0, false},
+	} {
+		got, err := countCPUList(tc.in)
+		if got != tc.want || (err == nil) != tc.ok {
+			t.Errorf("countCPUList(%q) = %d, %v; want %d, ok %v", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+	// This process: what Go saw at start (its affinity).
+	if n, err := AllowedCPUs(os.Getpid()); err != nil || n != runtime.NumCPU() {
+		t.Errorf("AllowedCPUs(self) = %d, %v; runtime.NumCPU() = %d", n, err, runtime.NumCPU())
+	}
+}
+
+func TestBottleneck(t *testing.T) {
+	for _, tc := range []struct {
+		name                 string
+		target, self         float64 // % of one core
+		targetCores, selfCPU int
+		want                 string
+	}{
+		{"load generator saturated", 62, 97, 1, 1, "load generator"},
+		{"target saturated", 99, 97, 1, 1, "target"},
+		{"target on two cores, half used", 100, 95, 2, 1, "load generator"},
+		{"neither", 40, 50, 1, 1, ""},
+		{"load generator on two cores, one used", 40, 100, 1, 2, ""},
+	} {
+		rep := &Report{PID: 1, TargetCPU: tc.target, SelfCPU: tc.self, TargetCores: tc.targetCores, SelfCores: tc.selfCPU}
+		if got := rep.Bottleneck(); got != tc.want {
+			t.Errorf("%s: Bottleneck() = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	if got := (&Report{SelfCPU: 100, SelfCores: 1}).Bottleneck(); got != "" {
+		t.Errorf("without a target pid: %q", got)
 	}
 }

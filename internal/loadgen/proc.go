@@ -151,3 +151,38 @@ func selfCPU() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// AllowedCPUs returns how many CPUs a process may run on
+// (Cpus_allowed_list of /proc/PID/status: its affinity, as taskset set it).
+func AllowedCPUs(pid int) (int, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
+			return countCPUList(strings.TrimSpace(v))
+		}
+	}
+	return 0, fmt.Errorf("no Cpus_allowed_list line")
+}
+
+// countCPUList counts the CPUs of a list such as "0-3,8,10-11".
+func countCPUList(s string) (int, error) {
+	n := 0
+	for _, part := range strings.Split(s, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := strconv.Atoi(lo)
+		if err != nil {
+			return 0, fmt.Errorf("cpu list %q: %w", s, err)
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.Atoi(hi); err != nil || b < a {
+				return 0, fmt.Errorf("cpu list %q: bad range %q", s, part)
+			}
+		}
+		n += b - a + 1
+	}
+	return n, nil
+}

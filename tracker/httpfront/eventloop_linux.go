@@ -9,7 +9,6 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -29,28 +28,50 @@ import (
 // Handling is synchronous in the loop, as in XBT: the engine answers from
 // memory, and nothing on the request path waits for I/O.
 
+// Why the loops accept: a connection accepted by Go's net.Listener and then
+// handed to a loop cost, besides the accept itself, the netpoller's
+// registration and removal, Go's socket options (keep-alive: three
+// setsockopt calls), a dup, two fcntl calls, a close, the loop's own
+// registration and two goroutine wake-ups; with a new connection per
+// announce (what real clients do, once every announce_interval) that was
+// as much as the request itself. So each loop watches its own duplicate of
+// the listening socket (EPOLLEXCLUSIVE: one loop is woken per connection)
+// and accepts with accept4 straight into its epoll set. Serve's goroutine
+// only waits for Shutdown or for the listener to be closed.
+
 // loopSet is the event loops serving one listener.
 type loopSet struct {
-	s       *Server
-	loops   []*loop
-	next    int
-	backoff time.Duration // after failed dups, as Serve's after failed accepts
+	s     *Server
+	loops []*loop
+	// lfd is one more duplicate of the listening socket, for stop: the
+	// listener's own descriptor may be closed already, and a loop's is the
+	// loop's to close.
+	lfd int
 }
 
-// startLoops starts GOMAXPROCS event loops for ln, or returns nil when ln
-// is not a *net.TCPListener or the loops cannot be set up (then Serve gives
-// every connection its own goroutine).
+// startLoops starts GOMAXPROCS event loops accepting on ln, or returns nil
+// when ln is not a *net.TCPListener or the loops cannot be set up (then
+// Serve accepts and gives every connection its own goroutine).
 func (s *Server) startLoops(ln net.Listener) *loopSet {
-	if _, ok := ln.(*net.TCPListener); !ok {
+	tl, ok := ln.(*net.TCPListener)
+	if !ok {
 		return nil
 	}
-	ls := &loopSet{s: s, loops: make([]*loop, runtime.GOMAXPROCS(0))}
+	lfd, err := dupSocket(tl)
+	if err != nil {
+		s.log.Warn("event loops unavailable; serving a goroutine per connection", zap.Error(err))
+		return nil
+	}
+	deferAccept(lfd)
+	ls := &loopSet{s: s, loops: make([]*loop, runtime.GOMAXPROCS(0)), lfd: lfd}
 	for i := range ls.loops {
-		l, err := newLoop(s)
+		l, err := newLoop(s, tl)
 		if err != nil {
 			for _, l := range ls.loops[:i] {
+				l.closeListener()
 				l.file.Close()
 			}
+			syscall.Close(lfd)
 			s.log.Warn("event loops unavailable; serving a goroutine per connection", zap.Error(err))
 			return nil
 		}
@@ -62,44 +83,21 @@ func (s *Server) startLoops(ln net.Listener) *loopSet {
 	return ls
 }
 
-// stop tells the loops that no more connections come: each ends once its
-// connections are closed.
+// stop tells the loops to stop accepting and ends the listening socket at
+// once, even while a loop is busy with a request (each closes its own
+// duplicate when it is next free, and ends once its connections are
+// closed).
 func (ls *loopSet) stop() {
 	for _, l := range ls.loops {
 		l.acceptDone.Store(true)
+	}
+	// Set before, so that no loop takes the shut-down socket's EINVAL for
+	// an accept failure.
+	stopListening(ls.lfd)
+	syscall.Close(ls.lfd)
+	for _, l := range ls.loops {
 		l.wake()
 	}
-}
-
-// serve takes nc, accepted by Go, off Go's netpoller (its socket is
-// duplicated and nc closed) and gives it to the next loop. Accepting
-// through net.Listener keeps Serve's semantics (closing ln stops it) at
-// the price of a dup and a close per connection.
-func (ls *loopSet) serve(nc net.Conn) admission {
-	s := ls.s
-	remote := remoteAddr(nc)
-	fd, err := dupSocket(nc)
-	nc.Close()
-	if err != nil {
-		// Out of descriptors, most likely: wait it out, as for accept.
-		ls.backoff = acceptBackoff(ls.backoff)
-		s.log.Warn("cannot take over a new connection; closed it", zap.Error(err), zap.Duration("backoff", ls.backoff))
-		time.Sleep(ls.backoff)
-		return refused
-	}
-	ls.backoff = 0
-	c := &econn{conn: conn{fd: fd, remote: remote}}
-	switch a := s.admit(&c.conn); a {
-	case refused, closing:
-		syscall.Close(fd)
-		return a
-	}
-	l := ls.loops[ls.next]
-	ls.next = (ls.next + 1) % len(ls.loops)
-	if err := l.add(c); err != nil {
-		s.log.Warn("cannot watch a new connection; closing it", zap.Error(err))
-	}
-	return admitted
 }
 
 // econn is a connection owned by a loop.
@@ -112,6 +110,7 @@ type econn struct {
 	eof      bool  // the peer closed or reset its side
 	last     bool  // close once the answers written so far are out
 	writing  bool  // answers are waiting for the socket to take them (EPOLLOUT)
+	watched  bool  // in the loop's epoll set
 	pending  [2][]byte
 }
 
@@ -131,21 +130,34 @@ type loop struct {
 
 	sweepEvery time.Duration
 
-	// Written by the accept goroutine.
-	mu         sync.Mutex
-	incoming   []*econn
-	hasNew     atomic.Bool
-	acceptDone atomic.Bool
+	// lfd is the loop's own duplicate of the listening socket (-1 once
+	// closed); while accepting fails for lack of descriptors it is out of
+	// the epoll set until acceptAgain (loop clock).
+	lfd           int
+	acceptAgain   int64
+	acceptBackoff time.Duration
+	acceptDone    atomic.Bool // set by loopSet.stop
 }
 
-func newLoop(s *Server) (*loop, error) {
+func newLoop(s *Server, ln *net.TCPListener) (*loop, error) {
+	lfd, err := dupSocket(ln)
+	if err != nil {
+		return nil, err
+	}
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
+		syscall.Close(lfd)
 		return nil, os.NewSyscallError("epoll_create1", err)
 	}
 	if err := syscall.SetNonblock(epfd, true); err != nil {
 		syscall.Close(epfd)
+		syscall.Close(lfd)
 		return nil, os.NewSyscallError("fcntl", err)
+	}
+	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, lfd, &syscall.EpollEvent{Events: listenEvents, Fd: int32(lfd)}); err != nil { //nolint:gosec // G115: a descriptor fits an int32
+		syscall.Close(epfd)
+		syscall.Close(lfd)
+		return nil, os.NewSyscallError("epoll_ctl", err)
 	}
 	f := os.NewFile(uintptr(epfd), "epoll")
 	rc, err := f.SyscallConn()
@@ -155,13 +167,14 @@ func newLoop(s *Server) (*loop, error) {
 	}
 	if err != nil {
 		f.Close()
+		syscall.Close(lfd)
 		return nil, err
 	}
 	// A timeout fires between its length and that plus a sweep interval.
 	sweep := min(s.cfg.ReadTimeout, s.cfg.IdleTimeout, s.cfg.WriteTimeout) / 8
 	sweep = max(min(sweep, time.Second), 5*time.Millisecond)
 	l := &loop{s: s, epfd: epfd, file: f, rc: rc, start: s.start, // the server's clock: conn.idleAt
-		events: make([]syscall.EpollEvent, 256), sweepEvery: sweep}
+		events: make([]syscall.EpollEvent, 256), sweepEvery: sweep, lfd: lfd}
 	l.poll = l.pollOnce
 	return l, nil
 }
@@ -172,45 +185,110 @@ func (l *loop) clock() int64 { return int64(time.Since(l.start)) }
 // wake makes the loop leave its wait and check acceptDone and Shutdown.
 func (l *loop) wake() { l.file.SetReadDeadline(time.Now()) }
 
-// add hands a new connection to the loop (from the accept goroutine).
-func (l *loop) add(c *econn) error {
-	c.rd.fd = c.fd
-	c.deadline = l.clock() + int64(l.s.cfg.ReadTimeout)
-	l.mu.Lock()
-	l.incoming = append(l.incoming, c)
-	l.hasNew.Store(true)
-	l.mu.Unlock()
-	// Registered after it is queued, so its first event finds it. When
-	// that fails, the loop closes it at its next sweep: the loop owns it.
-	err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, c.fd, &syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(c.fd)})
-	if err != nil {
-		c.state.Store(stateClosed)
-		return os.NewSyscallError("epoll_ctl", err)
+// listenEvents is the interest in the listening socket: EPOLLEXCLUSIVE
+// wakes one loop per connection, not all of them.
+const listenEvents = syscall.EPOLLIN | epollExclusive
+
+// acceptBatch bounds the connections one wake-up accepts, so that a flood
+// of connections cannot starve the requests of the connections already
+// open (level-triggered: the rest are reported again).
+const acceptBatch = 64
+
+// accept takes the connections waiting on the listening socket into the
+// loop.
+func (l *loop) accept() {
+	s := l.s
+	for range acceptBatch {
+		if l.acceptDone.Load() || s.shutting.Load() {
+			l.closeListener()
+			return
+		}
+		fd, remote, errno := rawAccept4(l.lfd)
+		switch errno {
+		case 0:
+		case syscall.EAGAIN:
+			return
+		case syscall.EINTR, syscall.ECONNABORTED, syscall.EPROTO:
+			continue // that connection is gone; look for the next
+		default:
+			// Out of descriptors or memory, most likely: wait it out, as
+			// Serve does after failed accepts, with the listening socket
+			// out of the epoll set (it stays readable).
+			l.acceptBackoff = acceptBackoff(l.acceptBackoff)
+			l.acceptAgain = l.now + int64(l.acceptBackoff)
+			s.log.Warn("accept failed; retrying", zap.Error(os.NewSyscallError("accept4", errno)), zap.Duration("backoff", l.acceptBackoff))
+			if err := rawEpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, l.lfd, 0); err != nil {
+				l.closeListener() // cannot happen; never spin on it
+			}
+			return
+		}
+		l.acceptBackoff = 0
+		setNoDelay(fd)
+		c := &econn{conn: conn{fd: fd, remote: remote}}
+		if a := s.admit(&c.conn); a != admitted {
+			rawClose(fd)
+			if a == closing {
+				l.closeListener()
+				return
+			}
+			continue
+		}
+		l.adopt(c)
 	}
-	return nil
 }
 
-func (l *loop) adopt() {
-	l.mu.Lock()
-	l.hasNew.Store(false)
-	in := l.incoming
-	l.incoming = l.incoming[:0]
-	for i, c := range in {
-		in[i] = nil
-		if c.fd >= len(l.conns) {
-			l.conns = append(l.conns, make([]*econn, c.fd+1-len(l.conns))...)
-		}
-		if c.b == nil {
-			c.b = l.s.getBufs(&l.s.loopBufs, &c.rd, l.s.cfg.MaxRequestBytes+1)
-		}
-		l.conns[c.fd] = c
-		l.n++
+// adopt makes c, just accepted and admitted, one of the loop's connections,
+// and serves the request it has sent: with TCP_DEFER_ACCEPT the kernel
+// reports a connection once its first bytes are in. Only a connection that
+// stays open after that (keep-alive, a request not whole yet, an answer
+// the socket has not taken) joins the epoll set: one that asked for
+// Connection: close is served and closed without an epoll_ctl.
+func (l *loop) adopt(c *econn) {
+	c.rd.fd = c.fd
+	c.deadline = l.now + int64(l.s.cfg.ReadTimeout)
+	if c.fd >= len(l.conns) {
+		l.conns = append(l.conns, make([]*econn, c.fd+1-len(l.conns))...)
 	}
-	l.mu.Unlock()
+	c.b = l.s.getBufs(&l.s.loopBufs, &c.rd, l.s.cfg.MaxRequestBytes+1)
+	l.conns[c.fd] = c
+	l.n++
+	l.handle(c, syscall.EPOLLIN)
+	if l.conns[c.fd] != c || c.watched {
+		return // closed, or waiting for EPOLLOUT
+	}
+	if err := l.interest(c, syscall.EPOLLIN); err != nil {
+		l.s.log.Warn("cannot watch a new connection; closing it", zap.Error(err))
+		l.close(c)
+	}
+}
+
+// resumeAccept puts the listening socket back in the epoll set once the
+// backoff after a failed accept has passed.
+func (l *loop) resumeAccept() {
+	if l.lfd < 0 || l.acceptAgain == 0 || l.now < l.acceptAgain {
+		return
+	}
+	l.acceptAgain = 0
+	if err := rawEpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, l.lfd, listenEvents); err != nil {
+		l.s.log.Error("event loop stopped accepting", zap.Error(err))
+		l.closeListener()
+	}
+}
+
+// closeListener closes the loop's listening socket (it leaves the epoll
+// set with it). Only the loop's goroutine calls it once the loop runs, so
+// an event already read for it is never taken for a connection that got
+// the same number.
+func (l *loop) closeListener() {
+	if l.lfd >= 0 {
+		syscall.Close(l.lfd)
+		l.lfd = -1
+	}
 }
 
 func (l *loop) run() {
 	defer l.file.Close()
+	defer l.closeListener()
 	l.file.SetReadDeadline(time.Now().Add(l.sweepEvery))
 	for {
 		err := l.rc.Read(l.poll)
@@ -224,11 +302,12 @@ func (l *loop) run() {
 		}
 		l.file.SetReadDeadline(time.Now().Add(l.sweepEvery))
 		l.now = l.clock()
-		if l.hasNew.Load() {
-			l.adopt()
+		if l.acceptDone.Load() || l.s.shutting.Load() {
+			l.closeListener()
 		}
+		l.resumeAccept()
 		l.sweep()
-		if l.acceptDone.Load() && l.n == 0 && !l.hasNew.Load() {
+		if l.acceptDone.Load() && l.n == 0 {
 			return
 		}
 	}
@@ -242,14 +321,18 @@ func (l *loop) pollOnce(uintptr) bool {
 		return err == syscall.EINTR
 	}
 	l.now = l.clock()
-	if l.hasNew.Load() {
-		l.adopt()
-	}
+	accept := false
 	for i := range l.events[:n] {
 		ev := &l.events[i]
-		if fd := int(ev.Fd); fd < len(l.conns) && l.conns[fd] != nil {
+		switch fd := int(ev.Fd); {
+		case fd == l.lfd:
+			accept = true // after the requests already open
+		case fd < len(l.conns) && l.conns[fd] != nil:
 			l.handle(l.conns[fd], ev.Events)
 		}
+	}
+	if accept {
+		l.accept()
 	}
 	return true
 }
@@ -382,8 +465,18 @@ func (l *loop) flush(c *econn) bool {
 	return true
 }
 
+// interest sets what the loop waits for on c, adding c to the epoll set
+// the first time.
 func (l *loop) interest(c *econn, events uint32) error {
-	return syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_MOD, c.fd, &syscall.EpollEvent{Events: events, Fd: int32(c.fd)})
+	op := syscall.EPOLL_CTL_MOD
+	if !c.watched {
+		op = syscall.EPOLL_CTL_ADD
+	}
+	if err := rawEpollCtl(l.epfd, op, c.fd, events); err != nil {
+		return err
+	}
+	c.watched = true
+	return nil
 }
 
 // close closes c. It leaves Server.conns first, so Shutdown never shuts
@@ -396,7 +489,7 @@ func (l *loop) close(c *econn) {
 	l.s.forget(&c.conn)
 	l.conns[c.fd] = nil
 	l.n--
-	syscall.Close(c.fd) // also leaves the epoll set
+	rawClose(c.fd) // also leaves the epoll set
 	if c.b != nil {
 		l.s.putBufs(&l.s.loopBufs, c.b)
 		c.b = nil
@@ -421,7 +514,7 @@ func (l *loop) sweep() {
 }
 
 func (l *loop) closeAll() {
-	l.adopt()
+	l.closeListener()
 	for _, c := range l.conns {
 		if c != nil {
 			l.close(c)

@@ -10,8 +10,8 @@ type loopSet struct{}
 
 func (s *Server) startLoops(net.Listener) *loopSet { return nil }
 
-func (*loopSet) serve(net.Conn) admission { panic("httpfront: no event loops here") }
-
 func (*loopSet) stop() {}
 
 func shutdownSocket(int) {}
+
+func shutdownListener(net.Listener) {}

@@ -5,10 +5,12 @@ package httpfront
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -112,6 +114,7 @@ type Server struct {
 
 	open     atomic.Int64 // connections admitted and not closed or evicted; changed under mu
 	shutting atomic.Bool
+	closed   chan struct{} // closed when shutting becomes true
 	counters counters
 	coll     *collector
 
@@ -155,6 +158,7 @@ func New(t *tracker.Tracker, cfg Config) *Server {
 		batch:     min(max(cfg.MaxConnections/128, 1), maxEvictBatch),
 		start:     time.Now(),
 		listeners: make(map[net.Listener]struct{}),
+		closed:    make(chan struct{}),
 		conns:     make(map[*conn]struct{}),
 		perIP:     make(map[netip.Addr]int32),
 	}
@@ -194,10 +198,12 @@ func (s *Server) Serve(ln net.Listener) error {
 		delete(s.listeners, ln)
 		s.mu.Unlock()
 	}()
-	var loops *loopSet // nil: a goroutine per connection
 	if !s.cfg.GoroutinePerConn {
-		if loops = s.startLoops(ln); loops != nil {
+		if loops := s.startLoops(ln); loops != nil {
+			// The loops accept (eventloop_linux.go); this goroutine only
+			// waits for the end.
 			defer loops.stop()
+			return s.waitClosed(ln)
 		}
 	}
 
@@ -217,12 +223,6 @@ func (s *Server) Serve(ln net.Listener) error {
 			continue
 		}
 		backoff = 0
-		if loops != nil {
-			if loops.serve(nc) == closing {
-				return ErrServerClosed
-			}
-			continue
-		}
 		c := &conn{nc: nc, fd: -1, remote: remoteAddr(nc)}
 		switch s.admit(c) {
 		case admitted:
@@ -234,6 +234,45 @@ func (s *Server) Serve(ln net.Listener) error {
 			return ErrServerClosed
 		}
 	}
+}
+
+// listenerCheckEvery is how often Serve looks whether a listener whose
+// connections the event loops accept was closed by its owner (Shutdown
+// tells it at once).
+const listenerCheckEvery = 50 * time.Millisecond
+
+// waitClosed returns when Shutdown is called (ErrServerClosed) or ln is
+// closed (an error wrapping net.ErrClosed, as Accept's would).
+func (s *Server) waitClosed(ln net.Listener) error {
+	tick := time.NewTicker(listenerCheckEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.closed:
+			return ErrServerClosed
+		case <-tick.C:
+			if !listenerOpen(ln) {
+				if s.shutting.Load() {
+					return ErrServerClosed
+				}
+				return fmt.Errorf("httpfront: listener %s: %w", ln.Addr(), net.ErrClosed)
+			}
+		}
+	}
+}
+
+// listenerOpen reports whether ln has not been closed; it makes no system
+// call.
+func listenerOpen(ln net.Listener) bool {
+	sc, ok := ln.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	return rc.Control(func(uintptr) {}) == nil
 }
 
 // acceptBackoff is the wait after one more accept error in a row, given the
@@ -252,8 +291,11 @@ func acceptBackoff(prev time.Duration) time.Duration {
 // remaining connections are closed and ctx.Err() is returned.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	s.shutting.Store(true)
+	if !s.shutting.Swap(true) {
+		close(s.closed)
+	}
 	for ln := range s.listeners {
+		shutdownListener(ln) // event loops hold duplicates of it
 		ln.Close()
 	}
 	s.mu.Unlock()
