@@ -194,3 +194,26 @@ func BenchmarkPeerMemory(b *testing.B) {
 		runtime.KeepAlive(tr)
 	}
 }
+
+// BenchmarkDrain: handing over a window of 100k (fid, uid) rows of 20k
+// users on 10k torrents, as a flush does every write_db_interval.
+func BenchmarkDrain(b *testing.B) {
+	tr, _ := newTest(b, nil)
+	fill := func() {
+		for i := range 100_000 {
+			tr.ledger.recordAnnounce(&announceRecord{
+				uid: uint32(1 + i%20_000), user: true, fid: uint32(1 + i/10),
+				up: 1, down: 1, creditUp: 1, creditDown: 1, active: true, mtime: t0,
+			})
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		fill()
+		b.StartTimer()
+		if n := len(tr.Drain().FileUsers); n != 100_000 {
+			b.Fatalf("%d file-user rows", n)
+		}
+	}
+}

@@ -349,18 +349,20 @@ func (t *Tracker) Drain() *Batch {
 	l.announceLog, l.scrapeLog, l.snatches = nil, nil, nil
 	l.logMu.Unlock()
 
-	// The largest part is the base the others are added to.
-	base := 0
-	for i, p := range parts {
-		if p.Len() > parts[base].Len() {
-			base = i
-		}
+	// One batch sized for every part at once: merging the parts into the
+	// largest one grew its maps step by step, and the rehashing was 13% of
+	// a flush's CPU (perf, 260k rows). Files and FileUsers are disjoint
+	// between shards; Users may repeat, so their sum is an upper bound.
+	var nu, nf, nfu, nn int
+	for _, p := range parts {
+		nu, nf, nfu, nn = nu+len(p.Users), nf+len(p.Files), nfu+len(p.FileUsers), nn+len(p.NewFiles)
 	}
-	b := parts[base]
-	for i, p := range parts {
-		if i != base {
-			b.mergeNewer(p)
-		}
+	b := newBatch(nu, nf, nfu)
+	if nn > 0 {
+		b.NewFiles = make(map[InfoHash]int64, nn)
+	}
+	for _, p := range parts {
+		b.mergeNewer(p)
 	}
 	b.AnnounceLog, b.ScrapeLog, b.Snatches = alog, slog, snatches
 	return b

@@ -132,3 +132,18 @@ func (c *confClient) Scrape(r cf.ScrapeRequest) (map[string]any, error) {
 	}
 	return map[string]any{"files": files}, nil
 }
+
+// The same suite with the one-packet-at-a-time workers (NoBatch), the path
+// of systems without recvmmsg and of PacketConns that are not UDPConns.
+func TestConformanceNoBatch(t *testing.T) {
+	cf.Run(t, func(t *testing.T, trk *tracker.Tracker) cf.Client {
+		ts := startServer(t, trk, Config{Workers: 2, NoBatch: true})
+		c := &confClient{t: t, c4: dial(t, ts.addr4)}
+		c.c4.connect()
+		if ts.addr6.IsValid() {
+			c.c6 = dial(t, ts.addr6)
+			c.c6.connect()
+		}
+		return c
+	})
+}

@@ -40,6 +40,11 @@ type Config struct {
 	// Workers is the number of goroutines reading each PacketConn given to
 	// Serve (default GOMAXPROCS).
 	Workers int
+
+	// NoBatch makes every worker read one packet at a time through
+	// net.UDPConn, as on systems without recvmmsg (tests compare both);
+	// on Linux a *net.UDPConn is otherwise read in batches (batch_linux.go).
+	NoBatch bool
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -167,6 +172,11 @@ type addrPortConn interface {
 }
 
 func (s *Server) worker(pc net.PacketConn) error {
+	if uc, ok := pc.(*net.UDPConn); ok && !s.cfg.NoBatch {
+		if ok, err := s.batchWorker(uc); ok {
+			return err
+		}
+	}
 	b := s.newBufs()
 	fast, _ := pc.(addrPortConn) // *net.UDPConn: reads and writes without allocating
 	var backoff time.Duration

@@ -591,3 +591,30 @@ func TestServeGenericPacketConn(t *testing.T) {
 	u, _ := trk.User(1)
 	mustOK(t, c.announce(a.withPath("/"+passkeyOf(u, cf.H1)+"/announce")))
 }
+
+// A burst of connects sent before any answer is read arrives in batches
+// (recvmmsg); every one is answered once, to its own transaction id.
+func TestBurstAnsweredOnce(t *testing.T) {
+	e := newEnv(t, nil)
+	c := dial(t, e.ts.addr4)
+	const n = 64 // well within a default socket buffer: none may be lost
+	for range n {
+		tid := c.nextTID()
+		c.send(connectPacket(tid))
+	}
+	seen := map[uint32]bool{}
+	for len(seen) < n {
+		ans := c.recv(5 * time.Second)
+		if ans == nil {
+			t.Fatalf("%d of %d connects answered", len(seen), n)
+		}
+		tid := binary.BigEndian.Uint32(ans[4:8])
+		if len(ans) != 16 || binary.BigEndian.Uint32(ans[0:4]) != ActionConnect || seen[tid] {
+			t.Fatalf("answer %x (tid %d seen before: %v)", ans, tid, seen[tid])
+		}
+		seen[tid] = true
+	}
+	if ans := c.recv(200 * time.Millisecond); ans != nil {
+		t.Fatalf("an extra answer %x", ans)
+	}
+}
