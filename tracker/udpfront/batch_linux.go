@@ -89,7 +89,8 @@ func port(p *uint16) uint16 { return binary.BigEndian.Uint16((*[2]byte)(unsafe.P
 
 // reply sends out to the sender of datagram i.
 func (bt *batch) reply(fd uintptr, i int, out []byte) syscall.Errno {
-	_, _, errno := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&out[0])), uintptr(len(out)), //nolint:gosec // G103: sendto(2) reads out and names[i], both live through the call
+	//nolint:gosec // G103: sendto(2) reads out and names[i], both live through the call
+	_, _, errno := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&out[0])), uintptr(len(out)),
 		0, uintptr(unsafe.Pointer(&bt.names[i])), uintptr(bt.msgs[i].hdr.Namelen))
 	return errno
 }
