@@ -24,7 +24,12 @@ type confClient struct {
 }
 
 func newConformanceClient(t *testing.T, trk *tracker.Tracker) cf.Client {
-	ts := startServer(t, trk, Config{Workers: 2})
+	return newConfClient(t, trk, Config{Workers: 2})
+}
+
+// newConfClient starts a Server with cfg and returns a client of it.
+func newConfClient(t *testing.T, trk *tracker.Tracker, cfg Config) cf.Client {
+	ts := startServer(t, trk, cfg)
 	c := &confClient{t: t, c4: dial(t, ts.addr4)}
 	c.c4.connect()
 	if ts.addr6.IsValid() {
@@ -137,13 +142,6 @@ func (c *confClient) Scrape(r cf.ScrapeRequest) (map[string]any, error) {
 // of systems without recvmmsg and of PacketConns that are not UDPConns.
 func TestConformanceNoBatch(t *testing.T) {
 	cf.Run(t, func(t *testing.T, trk *tracker.Tracker) cf.Client {
-		ts := startServer(t, trk, Config{Workers: 2, NoBatch: true})
-		c := &confClient{t: t, c4: dial(t, ts.addr4)}
-		c.c4.connect()
-		if ts.addr6.IsValid() {
-			c.c6 = dial(t, ts.addr6)
-			c.c6.connect()
-		}
-		return c
+		return newConfClient(t, trk, Config{Workers: 2, NoBatch: true})
 	})
 }
