@@ -5,7 +5,7 @@
 # their statistics are written to the database (flushes as by default,
 # every 15 s) and SETTLE seconds (20) later. See docs/BENCHMARKS.md
 # ("Memory per peer"); the in-process figure is
-#   go test -run '^$' -bench PeerMemory -benchtime 1x ./tracker
+#   go test -run '^$' -bench 'PeerMemory(1M)?$' -benchtime 1x ./tracker
 source "$(dirname "$0")/bench-lib.sh"
 DB=${XBT_BENCH_DB:-xbt_bench}
 PEERS=${XBT_BENCH_PEERS:-1000000}

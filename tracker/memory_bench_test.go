@@ -4,8 +4,10 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"sort"
 	"testing"
+	"time"
 )
 
 // BenchmarkPeerMemory1M reports the heap bytes one peer costs in a
@@ -15,11 +17,23 @@ import (
 // The users and torrents are loaded first and the ledger is drained before
 // measuring, so the figure is what the peers add: records, indexes,
 // per-user counts, slice growth and per-swarm structures they cause.
-func BenchmarkPeerMemory1M(b *testing.B) {
+func BenchmarkPeerMemory1M(b *testing.B) { peerMemory(b, 1_000_000) }
+
+// BenchmarkPeerMemory5M and BenchmarkPeerMemory10M are the same population
+// at 5 and 10 times the peers (same users and torrents: bigger swarms), for
+// the curve of memory and announce latency against size
+// (docs/BENCHMARKS.md, "Memory per peer"). 10M needs about 2 GB.
+func BenchmarkPeerMemory5M(b *testing.B)  { peerMemory(b, 5_000_000) }
+func BenchmarkPeerMemory10M(b *testing.B) { peerMemory(b, 10_000_000) }
+
+// latencySample is how many existing peers re-announce, timed one by one,
+// once the population is in.
+const latencySample = 200_000
+
+func peerMemory(b *testing.B, nPeers int) {
 	const (
 		nUsers    = 100_000
 		nTorrents = 100_000
-		nPeers    = 1_000_000
 	)
 	for b.Loop() {
 		tr, _ := newTest(b, nil)
@@ -33,10 +47,12 @@ func BenchmarkPeerMemory1M(b *testing.B) {
 		}
 		r := rand.New(rand.NewPCG(1, 2))
 		pick := zipfPicker(r, hashes)
+		// Allocated before the measurement: not peer memory.
+		sample := make([]sampledPeer, 0, latencySample+1)
 		runtime.GC()
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		announcePopulation(b, tr, r, nPeers, nUsers, pick)
+		sample = announcePopulation(b, tr, r, nPeers, nUsers, pick, sample)
 		// The pending write-back is not peer memory.
 		tr.Drain()
 		runtime.GC()
@@ -44,9 +60,40 @@ func BenchmarkPeerMemory1M(b *testing.B) {
 		if st := tr.Stats(); st.Peers < nPeers*99/100 {
 			b.Fatalf("%d peers", st.Peers)
 		}
-		b.ReportMetric(math.Round(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/nPeers*10)/10, "bytes/peer")
+		b.ReportMetric(math.Round(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/float64(nPeers)*10)/10, "bytes/peer")
+		p50, p99 := reannounceLatency(b, tr, sample)
+		b.ReportMetric(float64(p50.Nanoseconds()), "p50-ns/announce")
+		b.ReportMetric(float64(p99.Nanoseconds()), "p99-ns/announce")
 		runtime.KeepAlive(tr)
 	}
+}
+
+// sampledPeer is what it takes to announce a peer of the population again.
+type sampledPeer struct {
+	n    int // the peer's number: its id, address and port
+	uid  uint32
+	ih   InfoHash
+	left uint64
+}
+
+// reannounceLatency times a periodic announce (50 peers asked for) of each
+// sampled peer and returns the median and the 99th percentile.
+func reannounceLatency(b *testing.B, tr *Tracker, sample []sampledPeer) (p50, p99 time.Duration) {
+	b.Helper()
+	var out AnnounceResult
+	d := make([]time.Duration, len(sample))
+	for i, p := range sample {
+		a := &Announce{InfoHash: p.ih, PeerID: peerN(p.n), Addr: addr4(p.n), Port: uint16(1024 + p.n%60000),
+			Passkey: pk(p.uid, p.ih), Left: p.left, Uploaded: 1000, NumWant: 50}
+		start := time.Now()
+		tr.Announce(a, &out)
+		d[i] = time.Since(start)
+		if out.Failure != "" {
+			b.Fatal(out.Failure)
+		}
+	}
+	slices.Sort(d)
+	return d[len(d)/2], d[len(d)*99/100]
 }
 
 // indexLen is the number of peers the swarm's index finds (all of them
@@ -82,11 +129,13 @@ func zipfPicker(r *rand.Rand, hashes []InfoHash) func() InfoHash {
 }
 
 // announcePopulation announces nPeers peers of users 1..nUsers on torrents
-// drawn by pick, 60% of them seeders, IPv4.
-func announcePopulation(b *testing.B, tr *Tracker, r *rand.Rand, nPeers, nUsers int, pick func() InfoHash) {
+// drawn by pick, 60% of them seeders, IPv4. It appends every
+// (nPeers/latencySample)-th peer to sample, for announcing them again.
+func announcePopulation(b *testing.B, tr *Tracker, r *rand.Rand, nPeers, nUsers int, pick func() InfoHash, sample []sampledPeer) []sampledPeer {
 	b.Helper()
 	a := &Announce{NumWant: 0}
 	var out AnnounceResult
+	every := max(nPeers/latencySample, 1)
 	for i := range nPeers {
 		uid := uint32(1 + r.IntN(nUsers))
 		ih := pick()
@@ -100,5 +149,9 @@ func announcePopulation(b *testing.B, tr *Tracker, r *rand.Rand, nPeers, nUsers 
 		if out.Failure != "" {
 			b.Fatal(out.Failure)
 		}
+		if i%every == 0 && len(sample) < cap(sample) {
+			sample = append(sample, sampledPeer{n: i, uid: uid, ih: ih, left: a.Left})
+		}
 	}
+	return sample
 }

@@ -406,7 +406,7 @@ func population1M(b *testing.B) (*Tracker, []User, []Torrent) {
 		hashes[i] = torrents[i].InfoHash
 	}
 	r := rand.New(rand.NewPCG(1, 2))
-	announcePopulation(b, tr, r, nPeers, nUsers, zipfPicker(r, hashes))
+	announcePopulation(b, tr, r, nPeers, nUsers, zipfPicker(r, hashes), nil)
 	tr.Drain()
 	return tr, users, torrents
 }
