@@ -51,12 +51,13 @@ type FileCounts struct {
 	Fid               uint32
 	InfoHash          tracker.InfoHash
 	Seeders, Leechers int
+	Mtime             int64 // the row's mtime: when its counts were last written for an announce
 }
 
 // FilesWithPeers returns up to limit xbt_files rows with fid > after whose
 // seeders or leechers are not 0, in fid order.
 func (r *Reconciler) FilesWithPeers(ctx context.Context, after uint32, limit int) ([]FileCounts, error) {
-	q := fmt.Sprintf("SELECT %s, %s, %s, %s FROM %s WHERE %s > ? AND (%s <> 0 OR %s <> 0) ORDER BY %s LIMIT %d", //nolint:gosec // G201: identifiers validated by quoteIdent; values are placeholders
+	q := fmt.Sprintf("SELECT %s, %s, %s, %s, `mtime` FROM %s WHERE %s > ? AND (%s <> 0 OR %s <> 0) ORDER BY %s LIMIT %d", //nolint:gosec // G201: identifiers validated by quoteIdent; values are placeholders
 		r.fid, r.infoHash, r.seeders, r.leechers, r.files, r.fid, r.seeders, r.leechers, r.fid, limit)
 	rows, err := r.db.QueryContext(ctx, q, after)
 	if err != nil {
@@ -67,7 +68,7 @@ func (r *Reconciler) FilesWithPeers(ctx context.Context, after uint32, limit int
 	for rows.Next() {
 		var f FileCounts
 		var ih []byte
-		if err := rows.Scan(&f.Fid, &ih, &f.Seeders, &f.Leechers); err != nil {
+		if err := rows.Scan(&f.Fid, &ih, &f.Seeders, &f.Leechers, &f.Mtime); err != nil {
 			return nil, fmt.Errorf("read %s with peers: %w", r.s.Files, err)
 		}
 		copy(f.InfoHash[:], ih)

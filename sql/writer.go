@@ -51,6 +51,14 @@ type WriterOptions struct {
 	// further retry and is jittered (50-100%) so that two trackers that
 	// collided do not collide again. Default 50ms.
 	Backoff time.Duration
+	// Cluster: this tracker is one of several writing the same database,
+	// each owning the torrents a load balancer routes to it. A torrent that
+	// moves between instances is briefly held by two: the counts of
+	// xbt_files and active/left of xbt_files_users are then written only
+	// by the one with the newer announce (mtime), so the old owner's
+	// expiry cannot overwrite the new owner's rows. Summed columns are
+	// added as always.
+	Cluster bool
 	// Logger receives what an operator must hear of: quarantined rows,
 	// saturated sums, COMMITs of unknown outcome and how they were
 	// settled. nil: no logging.

@@ -52,6 +52,11 @@ type writerEnv struct {
 	snatched     string
 	snatchedCols []string
 	snatchedIPW  int
+	// newestWins: several trackers share the database (WriterOptions.
+	// Cluster), so the overwritten fields of a files or files_users row
+	// (counts; active, left) change only when the delta's mtime is not
+	// older than the row's: the instance holding the newest announce wins.
+	newestWins bool
 }
 
 // announceLogColumns and scrapeLogColumns are the log columns the writer
@@ -70,7 +75,7 @@ func (w *Writer) ensureEnv(ctx context.Context) error {
 	if w.env != nil {
 		return nil
 	}
-	e := &writerEnv{names: w.s.Names}
+	e := &writerEnv{names: w.s.Names, newestWins: w.o.Cluster}
 	for _, x := range []struct {
 		dst  *string
 		name string

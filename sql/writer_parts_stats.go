@@ -131,9 +131,9 @@ func (p *filePart) build(lo, hi int) (string, []any, error) {
 		b = appendUnionRow(b, i == 0, aliases, uint64(r.fid), r.d.Completed,
 			uint64(max(r.d.Leechers, 0)), uint64(max(r.d.Seeders, 0)), unixTime(r.d.Mtime))
 	}
-	b = fmt.Appendf(b, ") v STRAIGHT_JOIN %s t ON t.%s = v.k SET t.%s = t.%s + v.c, t.%s = v.l, t.%s = v.s, t.`mtime` = v.m",
-		p.e.files, p.e.fid, p.e.completed, p.e.completed, p.e.leechers, p.e.seeders)
-	return string(b), nil, nil
+	b = fmt.Appendf(b, ") v STRAIGHT_JOIN %s t ON t.%s = v.k SET t.%s = t.%s + v.c, ",
+		p.e.files, p.e.fid, p.e.completed, p.e.completed)
+	return string(p.appendCounts(b)), nil, nil
 }
 
 func (p *filePart) buildClamped(lo, hi int) (string, []any, error) {
@@ -144,9 +144,22 @@ func (p *filePart) buildClamped(lo, hi int) (string, []any, error) {
 		b = appendUnionRow(b, i == 0, aliases, uint64(r.fid), min(r.d.Completed, p.e.maxFilesCompleted),
 			uint64(max(r.d.Leechers, 0)), uint64(max(r.d.Seeders, 0)), unixTime(r.d.Mtime))
 	}
-	b = fmt.Appendf(b, ") v STRAIGHT_JOIN %s t ON t.%s = v.k SET t.%s = t.%s + LEAST(v.c, %d - t.%s), t.%s = v.l, t.%s = v.s, t.`mtime` = v.m",
-		p.e.files, p.e.fid, p.e.completed, p.e.completed, p.e.maxFilesCompleted, p.e.completed, p.e.leechers, p.e.seeders)
-	return string(b), nil, nil
+	b = fmt.Appendf(b, ") v STRAIGHT_JOIN %s t ON t.%s = v.k SET t.%s = t.%s + LEAST(v.c, %d - t.%s), ",
+		p.e.files, p.e.fid, p.e.completed, p.e.completed, p.e.maxFilesCompleted, p.e.completed)
+	return string(p.appendCounts(b)), nil, nil
+}
+
+// appendCounts appends the overwritten columns' assignments. With
+// newestWins the counts change only when the delta is not older than the
+// row: a multi-table UPDATE assigns in no guaranteed order, but since mtime
+// becomes GREATEST(mtime, v.m), "v.m >= mtime" has the same value before
+// and after it is assigned.
+func (p *filePart) appendCounts(b []byte) []byte {
+	if !p.e.newestWins {
+		return fmt.Appendf(b, "t.%s = v.l, t.%s = v.s, t.`mtime` = v.m", p.e.leechers, p.e.seeders)
+	}
+	return fmt.Appendf(b, "t.%s = IF(v.m >= t.`mtime`, v.l, t.%s), t.%s = IF(v.m >= t.`mtime`, v.s, t.%s), t.`mtime` = GREATEST(t.`mtime`, v.m)",
+		p.e.leechers, p.e.leechers, p.e.seeders, p.e.seeders)
 }
 
 func (p *filePart) restore(dst *tracker.Batch, lo, hi int) {
@@ -249,7 +262,22 @@ func (p *fileUserPart) buildWith(lo, hi int, clamp bool) (string, []any, error) 
 		return v
 	}
 	cols := []string{e.fuFid, "`uid`", "`active`"}
-	upd := "`active` = VALUES(`active`), "
+	// overwrite is the update clause of an overwritten column. With
+	// newestWins it keeps the row's value when the row's mtime is newer
+	// (another instance announced since); mtime becomes the greater of the
+	// two, which leaves the condition's value the same whichever order the
+	// assignments run in.
+	overwrite := func(col string) string {
+		if e.newestWins {
+			return "`" + col + "` = IF(VALUES(`mtime`) >= `mtime`, VALUES(`" + col + "`), `" + col + "`), "
+		}
+		return "`" + col + "` = VALUES(`" + col + "`), "
+	}
+	mtime := "`mtime` = VALUES(`mtime`)"
+	if e.newestWins {
+		mtime = "`mtime` = GREATEST(`mtime`, VALUES(`mtime`))"
+	}
+	upd := overwrite("active")
 	if p.announced {
 		cols = append(cols, "`announced`")
 		upd += sum("announced", e.maxFUAnnounced)
@@ -264,7 +292,7 @@ func (p *fileUserPart) buildWith(lo, hi int, clamp bool) (string, []any, error) 
 	}
 	cols = append(cols, "`completed`", "`downloaded`", "`left`", "`uploaded`", "`mtime`")
 	upd += sum("completed", e.maxFUCompleted) + sum("downloaded", e.maxFUDown) +
-		"`left` = VALUES(`left`), " + sum("uploaded", e.maxFUUp) + "`mtime` = VALUES(`mtime`)"
+		overwrite("left") + sum("uploaded", e.maxFUUp) + mtime
 	vals := make([]uint64, 0, len(cols))
 	b := make([]byte, 0, 128+len(upd)+(hi-lo)*(len(cols)*numBytes+4))
 	b = append(b, "INSERT INTO "...)

@@ -871,3 +871,60 @@ func interpolateForTest(q string, args []any) (string, error) {
 	}
 	return sb.String(), nil
 }
+
+// Two instances of a cluster writing the same rows (a torrent moving from
+// one to the other): the counts of xbt_files and active/left of
+// xbt_files_users are those of the newer announce, whatever order the
+// writes arrive in; summed columns add up from both.
+func TestWriterClusterNewestWins(t *testing.T) {
+	ctx := context.Background()
+	db, s, _ := writerDB(t, "")
+	seedUsers(t, db, 1)
+	seedFiles(t, db, 10)
+	oldOwner := NewWriter(db, s, WriterOptions{Cluster: true})
+	newOwner := NewWriter(db, s, WriterOptions{Cluster: true})
+	key := tracker.FileUserKey{Fid: 10, UID: 1}
+	write := func(w *Writer, f tracker.FileDelta, fu tracker.FileUserDelta) {
+		t.Helper()
+		b := newBatch()
+		b.Files[10] = f
+		b.FileUsers[key] = fu
+		if un, err := w.Write(ctx, b); err != nil || un != nil {
+			t.Fatalf("Write: %v, unwritten %+v", err, un)
+		}
+	}
+	// The old owner's announce, then the new owner's newer one.
+	write(oldOwner, tracker.FileDelta{Completed: 1, Seeders: 5, Leechers: 3, Mtime: 1000},
+		tracker.FileUserDelta{Active: true, Announced: 1, Uploaded: 100, Left: 50, Mtime: 1000})
+	write(newOwner, tracker.FileDelta{Completed: 1, Seeders: 2, Leechers: 1, Mtime: 2000},
+		tracker.FileUserDelta{Active: true, Announced: 1, Uploaded: 10, Left: 40, Mtime: 2000})
+	// The old owner's expiry, carrying its last announce time: too old.
+	write(oldOwner, tracker.FileDelta{Completed: 2, Seeders: 0, Leechers: 0, Mtime: 1500},
+		tracker.FileUserDelta{Active: false, Uploaded: 1, Left: 50, Mtime: 1500})
+	files := readFiles(t, db)
+	if want := (fileRowDB{completed: 4, leechers: 1, seeders: 2, mtime: 2000}); files[10] != want {
+		t.Fatalf("files after the old owner's late write = %+v, want %+v", files[10], want)
+	}
+	fu := readFileUsers(t, db)[key]
+	if want := (tracker.FileUserDelta{Active: true, Announced: 2, Uploaded: 111, Left: 40, Mtime: 2000}); fu != want {
+		t.Fatalf("files_users after the old owner's late write = %+v, want %+v", fu, want)
+	}
+	// The same second counts as newer: an instance's own expiry carries
+	// the time of the announce it wrote last.
+	write(newOwner, tracker.FileDelta{Seeders: 0, Leechers: 0, Mtime: 2000},
+		tracker.FileUserDelta{Active: false, Left: 40, Mtime: 2000})
+	if got := readFiles(t, db)[10]; got != (fileRowDB{completed: 4, mtime: 2000}) {
+		t.Fatalf("files after the owner's own expiry = %+v", got)
+	}
+	if got := readFileUsers(t, db)[key]; got.Active || got.Uploaded != 111 {
+		t.Fatalf("files_users after the owner's own expiry = %+v", got)
+	}
+
+	// Without Cluster the last write wins, as XBT does.
+	single := NewWriter(db, s, WriterOptions{})
+	write(single, tracker.FileDelta{Seeders: 7, Leechers: 7, Mtime: 500},
+		tracker.FileUserDelta{Active: true, Left: 1, Mtime: 500})
+	if got := readFiles(t, db)[10]; got != (fileRowDB{completed: 4, leechers: 7, seeders: 7, mtime: 500}) {
+		t.Fatalf("files, single instance = %+v", got)
+	}
+}

@@ -78,9 +78,14 @@ func (s *Syncer) ReconcileAtStart(ctx context.Context) (ReconcileResult, error) 
 		}
 		res.Read += len(rows)
 		var zero []uint32
+		staleBefore := s.clusterStaleBefore()
 		for _, f := range rows {
 			seeders, leechers, _ := s.trk.TorrentLive(f.InfoHash, f.Fid)
 			switch {
+			case s.o.Cluster && f.Mtime >= staleBefore:
+				// Possibly another live instance's torrent: its counts
+				// stay; if this instance holds the torrent (a warm
+				// start), its flushes compete by announce time.
 			case seeders == f.Seeders && leechers == f.Leechers:
 			case seeders == 0 && leechers == 0:
 				zero = append(zero, f.Fid)
@@ -98,6 +103,7 @@ func (s *Syncer) ReconcileAtStart(ctx context.Context) (ReconcileResult, error) 
 		after = rows[len(rows)-1].Fid
 	}
 	var key tracker.FileUserKey
+	staleBefore := s.clusterStaleBefore()
 	for {
 		rows, err := s.rec.ActiveFileUsers(ctx, key, reconcileChunk)
 		if err != nil {
@@ -109,6 +115,9 @@ func (s *Syncer) ReconcileAtStart(ctx context.Context) (ReconcileResult, error) 
 		res.Read += len(rows)
 		var stale []tracker.FileUserKey
 		for _, a := range rows {
+			if s.o.Cluster && a.Mtime >= staleBefore {
+				continue // possibly another live instance's peer
+			}
 			if !a.HasTorrent || !s.trk.UserLive(a.InfoHash, a.Fid, a.UID) {
 				stale = append(stale, tracker.FileUserKey{Fid: a.Fid, UID: a.UID})
 			}
@@ -142,6 +151,7 @@ func (s *Syncer) sweep(ctx context.Context) (ReconcileResult, error) {
 	}
 	deadline := time.Now().Add(sweepBudget)
 	c := &s.sweepAt
+	clusterStale := s.clusterStaleBefore()
 	for i := 0; i < sweepChunks && time.Now().Before(deadline); i++ {
 		rows, err := s.rec.FilesWithPeers(ctx, c.fid, reconcileChunk)
 		if err != nil {
@@ -149,6 +159,14 @@ func (s *Syncer) sweep(ctx context.Context) (ReconcileResult, error) {
 		}
 		res.Read += len(rows)
 		for _, f := range rows {
+			if s.o.Cluster && f.Mtime >= clusterStale {
+				// Not stale: another instance may hold the torrent. Only
+				// a swarm this instance holds competes (by announce time,
+				// in the database); an empty or unknown one stays quiet.
+				if se, le, _ := s.trk.TorrentLive(f.InfoHash, f.Fid); se+le == 0 {
+					continue
+				}
+			}
 			if s.trk.ReconcileTorrent(f.InfoHash, f.Fid, f.Seeders, f.Leechers) {
 				res.Files++
 			}
@@ -163,6 +181,9 @@ func (s *Syncer) sweep(ctx context.Context) (ReconcileResult, error) {
 	// moment from now whose peer announced already: only rows older than
 	// the peer expiry are stale for sure.
 	staleBefore := time.Now().Unix() - int64(1.5*float64(s.trk.Settings().AnnounceInterval))
+	if s.o.Cluster {
+		staleBefore = clusterStale
+	}
 	for i := 0; i < sweepChunks && time.Now().Before(deadline); i++ {
 		rows, err := s.rec.ActiveFileUsers(ctx, c.key, reconcileChunk)
 		if err != nil {
@@ -171,6 +192,9 @@ func (s *Syncer) sweep(ctx context.Context) (ReconcileResult, error) {
 		res.Read += len(rows)
 		for _, a := range rows {
 			var off, loaded bool
+			if s.o.Cluster && a.Mtime >= staleBefore {
+				continue // possibly another live instance's peer
+			}
 			if a.HasTorrent {
 				off, loaded = s.trk.ReconcileFileUser(a.InfoHash, a.Fid, a.UID, a.Left, a.Mtime)
 			}
@@ -203,4 +227,14 @@ func (s *Syncer) sweepTick(ctx context.Context) {
 		s.log.Info("corrected ghost peers in the database (rows no announce had corrected)",
 			zap.Int("torrents", res.Files), zap.Int("files_users_deactivated", res.FileUsers))
 	}
+}
+
+// clusterStaleBefore is the mtime before which a row claiming peers is
+// stale in a cluster: no instance can still hold a peer it counts. Every
+// live peer announces within announce_interval, and what it announced is
+// written within a write interval or two; the peer expiry (1.5 ×
+// announce_interval) plus two write intervals and a minute is beyond both.
+func (s *Syncer) clusterStaleBefore() int64 {
+	expire := time.Duration(1.5 * float64(s.trk.Settings().AnnounceInterval) * float64(time.Second))
+	return time.Now().Add(-expire - 2*s.o.WriteInterval - time.Minute).Unix()
 }

@@ -215,3 +215,68 @@ func TestSweepCorrectsGhosts(t *testing.T) {
 }
 
 func passkeyOf(c *client) string { return passkey.Derive(testSecret, 0, c.uid, c.ih) }
+
+// TestReconcileCluster: in a cluster, a row memory does not back may be
+// another live instance's. The start-up reconciliation and the sweep leave
+// the rows written for an announce recently (fid 2 and its users) and
+// correct only stale ones (fid 1); a swarm this instance holds competes
+// by announce time (fid 3).
+func TestReconcileCluster(t *testing.T) {
+	db, s := ghostDB(t, 3, 5)
+	ctx := context.Background()
+	now := time.Now().Unix()
+	mustDB(t, db, "UPDATE xbt_files SET mtime = ? WHERE fid IN (2, 3)", now-60)
+	mustDB(t, db, "UPDATE xbt_files_users SET mtime = ? WHERE fid IN (2, 3)", now-60)
+
+	trk := tracker.New(tracker.Settings{Secret: testSecret, AnnounceInterval: 1800}, tracker.Options{Cluster: true})
+	rec, err := xsql.NewReconciler(db, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sy := New(trk, db, xsql.NewLoader(db, s), xsql.NewWriter(db, s, xsql.WriterOptions{Cluster: true}),
+		Options{Reconciler: rec, Cluster: true, WriteInterval: 15 * time.Second}, nil)
+	if err := sy.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res, err := sy.ReconcileAtStart(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Files != 1 || res.FileUsers != 5 {
+		t.Errorf("start-up corrected %+v, want fid 1 and its 5 rows only", res)
+	}
+	counts := func(fid int) [2]int {
+		return [2]int{dbInt(t, db, "SELECT seeders FROM xbt_files WHERE fid = ?", fid), dbInt(t, db, "SELECT leechers FROM xbt_files WHERE fid = ?", fid)}
+	}
+	if c1, c2 := counts(1), counts(2); c1 != [2]int{0, 0} || c2 != [2]int{5, 3} {
+		t.Errorf("after start-up: fid 1 %v (want 0 0), fid 2 %v (want another instance's 5 3)", c1, c2)
+	}
+	if n := dbInt(t, db, "SELECT COUNT(*) FROM xbt_files_users WHERE active = 1"); n != 10 {
+		t.Errorf("%d active rows, want fid 2's and 3's 10", n)
+	}
+
+	// This instance now holds fid 3 (one leecher, announced now, newer than
+	// the row): its view replaces the row's.
+	live := &client{uid: 5, ih: hashOf(3), id: 1, left: 10}
+	if f := live.announce(trk, 0, 0); f != "" {
+		t.Fatal(f)
+	}
+	if err := sy.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mustDB(t, db, "UPDATE xbt_files SET seeders = 5, leechers = 3 WHERE fid = 1") // a ghost written behind our back, stale
+	for i := 0; i < 2; i++ {
+		if _, err := sy.sweep(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sy.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if c1, c2, c3 := counts(1), counts(2), counts(3); c1 != [2]int{0, 0} || c2 != [2]int{5, 3} || c3 != [2]int{0, 1} {
+		t.Errorf("after the sweep: fid 1 %v (want 0 0), fid 2 %v (want 5 3), fid 3 %v (want 0 1)", c1, c2, c3)
+	}
+	if n := dbInt(t, db, "SELECT COUNT(*) FROM xbt_files_users WHERE active = 1 AND fid = 2"); n != 5 {
+		t.Errorf("fid 2: %d active rows, want another instance's 5", n)
+	}
+}

@@ -72,6 +72,13 @@ type Options struct {
 	// snapshot memory goes back to the system instead of staying in the
 	// RSS until the runtime's background scavenger gets to it.
 	ReleaseMemory func()
+
+	// Cluster: other instances serve other torrents from the same
+	// database (config key cluster). A row that memory does not back may
+	// be theirs, so the reconciliation corrects it only once it is stale:
+	// not written for an announce for longer than the peer expiry plus
+	// two write intervals and a minute (clusterStaleBefore).
+	Cluster bool
 }
 
 // ReleaseAfterRows is the flush size from which Options.ReleaseMemory is

@@ -231,6 +231,7 @@ func (t *Tracker) update(c *config, s *swarm, a *Announce, u *User, uid uint32, 
 	if uid != 0 && (up|down) != 0 {
 		creditUp, creditDown = t.multiply(c, uid, s.fid, now, up, down)
 	}
+	s.lastAnnounce = uint32(now)
 	r := announceRecord{
 		uid: uid, user: u != nil, fid: s.fid,
 		up: up, down: down, creditUp: creditUp, creditDown: creditDown, complete: complete,

@@ -42,7 +42,7 @@ func (t *Tracker) expireSwarm(s *swarm, cutoff, now int64) int {
 		return 0
 	}
 	if s.fid != 0 {
-		t.ledger.fileCounts(s.fid, 0, len(s.seeders), len(s.leechers), now)
+		t.ledger.fileCounts(s.fid, 0, len(s.seeders), len(s.leechers), t.countsMtime(s, now))
 	}
 	s.shrink()
 	return n
@@ -65,9 +65,24 @@ func (t *Tracker) expireList(s *swarm, seeders bool, cutoff, now int64) int {
 		}
 		uid, active := t.removePeer(s, sl)
 		if uid != 0 && !active && s.fid != 0 {
-			t.ledger.inactive(s.fid, uid, left, now)
+			t.ledger.inactive(s.fid, uid, left, t.countsMtime(s, now))
 		}
 		n++
 	}
 	return n
+}
+
+// countsMtime is the mtime recorded with a swarm's counts, or a user's
+// active = 0, when no announce changed them (s locked). Alone on the
+// database that is now. In a cluster it is the swarm's newest announce
+// here, and never older than the expiry cutoff (every peer of an emptied
+// swarm was silent since before it), so it is not older than anything this
+// instance wrote for the torrent; a torrent that moved to another instance
+// has newer announces there, and the database keeps that instance's values
+// (sql.WriterOptions.Cluster).
+func (t *Tracker) countsMtime(s *swarm, now int64) int64 {
+	if !t.cluster {
+		return now
+	}
+	return max(now-t.cfg.Load().expireAfter, int64(s.lastAnnounce))
 }

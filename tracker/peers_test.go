@@ -253,3 +253,49 @@ func TestExpireShrinks(t *testing.T) {
 	}
 	checkInvariants(t, tr)
 }
+
+// In a cluster, what the engine records without an announce carries the
+// time of the swarm's newest announce (never older than the expiry
+// cutoff), so that another instance's newer announces win in the database.
+func TestExpireClusterMtime(t *testing.T) {
+	h := hashN(1)
+	s := testSettings()
+	clk := &fakeClock{}
+	clk.unix.Store(t0)
+	tr := New(s, Options{Now: clk.Now, Cluster: true})
+	tr.UpsertTorrent(torrent(1, h, t0))
+	tr.UpsertUser(user(1))
+	tr.UpsertUser(user(2))
+	mustOK(t, tr, ann(1, h, 1, 10)) // t0: expires below
+	clk.Add(1000)
+	mustOK(t, tr, ann(2, h, 2, 0)) // t0+1000: stays
+	stopped := ann(2, h, 3, 0)
+	mustOK(t, tr, stopped)
+	clk.Add(100)
+	stopped.Event = EventStopped
+	mustOK(t, tr, stopped) // t0+1100: the swarm's newest announce
+	tr.Drain()
+
+	clk.Add(testInterval*3/2 - 1100 + 1) // past t0's expiry
+	if n := tr.Expire(); n != 1 {
+		t.Fatalf("expired %d, want 1", n)
+	}
+	b := tr.Drain()
+	if f := b.Files[1]; f.Seeders != 1 || f.Leechers != 0 || f.Mtime != t0+1100 {
+		t.Errorf("files row %+v, want mtime %d (the newest announce)", f, t0+1100)
+	}
+	if d := b.FileUsers[FileUserKey{1, 1}]; d.Active || d.Mtime != t0+1100 {
+		t.Errorf("user 1 row %+v, want inactive at %d", d, t0+1100)
+	}
+
+	// All gone: the cutoff, newer than anything this instance wrote.
+	clk.Add(10 * testInterval)
+	if n := tr.Expire(); n != 1 {
+		t.Fatalf("expired %d, want 1", n)
+	}
+	cutoff := clk.Unix() - int64(testInterval)*3/2
+	if f := tr.Drain().Files[1]; f.Seeders != 0 || f.Mtime != cutoff {
+		t.Errorf("files row %+v, want mtime %d (the cutoff)", f, cutoff)
+	}
+	checkInvariants(t, tr)
+}

@@ -31,7 +31,7 @@ func (t *Tracker) ReconcileTorrent(ih InfoHash, fid uint32, dbSeeders, dbLeecher
 	if seeders == dbSeeders && leechers == dbLeechers {
 		return false
 	}
-	t.ledger.fileCounts(fid, 0, seeders, leechers, t.now().Unix())
+	t.ledger.fileCounts(fid, 0, seeders, leechers, t.countsMtime(s, t.now().Unix()))
 	return true
 }
 

@@ -165,6 +165,7 @@ func (t *Tracker) RestoreSwarm(ih InfoHash, fid uint32, peers []PeerState) Resto
 		}
 		s.setAddr(&p, ps.Addr, ps.Port)
 		s.add(&p)
+		s.lastAnnounce = max(s.lastAnnounce, ps.LastSeen)
 		// The user's first leeching peer here: one more leeching torrent
 		// (as update counts a new peer).
 		if uid != 0 && ps.Left > 0 && uc.leeching == 0 {
@@ -173,7 +174,7 @@ func (t *Tracker) RestoreSwarm(ih InfoHash, fid uint32, peers []PeerState) Resto
 		r.Restored++
 	}
 	if r.Skipped > 0 && s.fid != 0 {
-		t.ledger.fileCounts(s.fid, 0, len(s.seeders), len(s.leechers), t.now().Unix())
+		t.ledger.fileCounts(s.fid, 0, len(s.seeders), len(s.leechers), t.countsMtime(s, t.now().Unix()))
 	}
 	return r
 }

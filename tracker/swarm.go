@@ -147,6 +147,10 @@ type swarm struct {
 	ctime     int64
 	completed uint64 // database count + completions seen since
 	peak      int    // largest peer count since the last shrink
+	// lastAnnounce is the time of the newest announce recorded for this
+	// swarm (unix seconds), the mtime of the counts it wrote: in a cluster
+	// the counts recorded without an announce carry it (countsMtime).
+	lastAnnounce uint32
 
 	ih InfoHash
 	sh *torrentShard

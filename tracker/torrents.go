@@ -39,7 +39,7 @@ func (t *Tracker) upsertLocked(sh *torrentShard, tr *Torrent, now int64) {
 		catchUp = s.completed - tr.Completed
 	}
 	if oldFid == 0 && tr.Fid != 0 && (catchUp != 0 || s.len() != 0) {
-		t.ledger.fileCounts(tr.Fid, catchUp, len(s.seeders), len(s.leechers), now)
+		t.ledger.fileCounts(tr.Fid, catchUp, len(s.seeders), len(s.leechers), t.countsMtime(s, now))
 	}
 	s.mu.Unlock()
 }

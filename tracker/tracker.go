@@ -24,6 +24,15 @@ type Options struct {
 	// Resolver, if not nil, is asked for users and torrents that are not
 	// loaded (see Resolver); SetResolver changes it later.
 	Resolver Resolver
+
+	// Cluster: this engine is one of several instances sharing the
+	// database, each holding the torrents a load balancer routes to it.
+	// The counts and active flags it records without an announce (expiry,
+	// reconciliation, a restored swarm) then carry the time of the newest
+	// announce they reflect rather than the current time, so that the
+	// database (sql.WriterOptions.Cluster) keeps the view of whichever
+	// instance heard the torrent's peers last.
+	Cluster bool
 }
 
 // Tracker is the in-memory engine: users, torrents, swarms and the delta
@@ -65,6 +74,8 @@ type Tracker struct {
 	// They are rare; serialising them keeps their interplay simple. Announces
 	// never take it.
 	torrentsMu sync.Mutex
+
+	cluster bool // Options.Cluster
 }
 
 // config is Settings plus the effective values derived from it once, at
@@ -103,7 +114,7 @@ func newConfig(s Settings) *config {
 
 // New returns an empty Tracker using settings s.
 func New(s Settings, opts Options) *Tracker {
-	t := &Tracker{now: opts.Now, seed: rand.Uint64()}
+	t := &Tracker{now: opts.Now, seed: rand.Uint64(), cluster: opts.Cluster}
 	if t.now == nil {
 		t.now = time.Now
 	}

@@ -94,13 +94,13 @@ func serve(ctx context.Context, log *zap.Logger, src config.Sources, cfg config.
 		cfg.TorrentPassPrivateKey = secret
 	}
 
-	trk := tracker.New(settings(cfg), tracker.Options{})
+	trk := tracker.New(settings(cfg), tracker.Options{Cluster: cfg.Cluster})
 	ld := xsql.NewLoader(db, schema)
 	if err := ld.ChangeTracking(ctx); err != nil {
 		log.Warn(err.Error())
 	}
 	secret := cfg.TorrentPassPrivateKey
-	w := xsql.NewWriter(db, schema, xsql.WriterOptions{Logger: log})
+	w := xsql.NewWriter(db, schema, xsql.WriterOptions{Logger: log, Cluster: cfg.Cluster})
 	if err := w.Prepare(ctx); err != nil {
 		log.Warn("the statistics writer could not read what it needs from the database yet; the first flush tries again", zap.Error(err))
 	}
@@ -110,6 +110,7 @@ func serve(ctx context.Context, log *zap.Logger, src config.Sources, cfg config.
 	}
 	sy := xsync.New(trk, db, ld, w, xsync.Options{
 		Reconciler:         rec,
+		Cluster:            cfg.Cluster,
 		WriteInterval:      cfg.WriteDBInterval,
 		ReadDBInterval:     cfg.ReadDBInterval,
 		ReadConfigInterval: cfg.ReadConfigInterval,

@@ -66,6 +66,7 @@ type Config struct {
 	MaxConnectionsPerIP  int            // max_connections_per_ip
 	MaxCreditPerAnnounce int            // max_credit_per_announce (bytes; 0 = no cap)
 	HTTPEventLoops       bool           // http_event_loops
+	Cluster              bool           // cluster: one of several instances sharing the database
 	ReadTimeout          time.Duration  // read_timeout
 	IdleTimeout          time.Duration  // idle_timeout
 	ShutdownTimeout      time.Duration  // shutdown_timeout
@@ -276,6 +277,12 @@ func (c Config) crossCheck(bad map[string]bool) []error {
 		} else {
 			line("listen_port", "", "want at least one port from 1 to 65535 when listen_http or listen_udp is empty")
 		}
+	}
+	// A UDP announce cannot be routed by info_hash (HAProxy balances UDP by
+	// address only), so in a cluster it would split a swarm between the
+	// instance it reaches and the one HTTP routes to (docs/CLUSTER.md).
+	if !bad["listen_udp"] && c.Cluster && len(c.UDPAddrs()) > 0 {
+		line("listen_udp", strings.Join(c.ListenUDP, ","), "want off when cluster is 1: UDP announces cannot be routed to the instance that owns the torrent (docs/CLUSTER.md, \"UDP\")")
 	}
 	if !bad["admin_listen"] && c.AdminListen != "" && slices.Contains(c.HTTPAddrs(), c.AdminListen) {
 		line("admin_listen", c.AdminListen, "want an address that is not one of the HTTP listeners (leave empty to serve /statistics and /metrics there)")
