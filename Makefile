@@ -7,7 +7,7 @@ PKGS    ?= ./...
 # builds it once into the Go cache. Checks and exclusions: .golangci.yml.
 GOLANGCI_LINT ?= $(GO) tool -modfile=tools/go.mod golangci-lint
 
-.PHONY: build test test-unit lint demo fuzz bench clean dev-db
+.PHONY: build test test-unit lint demo demo-cluster fuzz bench clean dev-db
 
 build:
 	$(GO) build -o $(BIN) ./cmd/xbt-tracker
@@ -32,6 +32,11 @@ lint:
 # Local database, migrations, a demo user and torrent, then the tracker in the foreground.
 demo: build
 	scripts/demo.sh
+
+# The same with 2 instances (XBT_CLUSTER_SIZE=3 for three) behind HAProxy,
+# deploy/haproxy/haproxy.cfg, on port 2720; needs haproxy installed.
+demo-cluster: build
+	scripts/demo-cluster.sh
 
 dev-db:
 	@scripts/dev-db.sh

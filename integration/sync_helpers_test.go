@@ -117,22 +117,28 @@ func newSimPeer(base, secret string, version int, uid uint32, ih [20]byte, n int
 	return p
 }
 
+// announceQuery is a simulated client's announce parameters but info_hash.
+func announceQuery(id [20]byte, port int, up, down, left uint64, event string) url.Values {
+	q := url.Values{}
+	q.Set("peer_id", string(id[:]))
+	q.Set("port", fmt.Sprint(port))
+	q.Set("uploaded", fmt.Sprint(up))
+	q.Set("downloaded", fmt.Sprint(down))
+	q.Set("left", fmt.Sprint(left))
+	q.Set("compact", "1")
+	if event != "" {
+		q.Set("event", event)
+	}
+	return q
+}
+
 // announce sends the peer's counters plus the given increments. It returns
 // the tracker's answer; the counters advance only when the announce was
 // answered without failure reason. err is a transport error.
 func (p *simPeer) announce(addUp, addDown uint64, event string) (string, error) {
 	up, down := p.up+addUp, p.down+addDown
-	q := url.Values{}
+	q := announceQuery(p.id, p.port, up, down, p.left, event)
 	q.Set("info_hash", string(p.ih[:]))
-	q.Set("peer_id", string(p.id[:]))
-	q.Set("port", fmt.Sprint(p.port))
-	q.Set("uploaded", fmt.Sprint(up))
-	q.Set("downloaded", fmt.Sprint(down))
-	q.Set("left", fmt.Sprint(p.left))
-	q.Set("compact", "1")
-	if event != "" {
-		q.Set("event", event)
-	}
 	resp, err := syHTTP.Get(p.base + "/" + p.pk + "/announce?" + q.Encode())
 	if err != nil {
 		return "", err

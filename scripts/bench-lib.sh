@@ -85,17 +85,23 @@ stop_serve() {
   fi
 }
 
+# wait_port PORT: waits (at most 30 s) until something accepts connections
+# on 127.0.0.1:PORT.
+wait_port() {
+  for _ in $(seq 1 1500); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.02
+  done
+  echo "nothing listens on 127.0.0.1:$1" >&2; return 1
+}
+
 start_nginx() {
   local dir; dir=$(mktemp -d /tmp/xbt-bench-nginx.XXXXXX)
   sed -e "s#DIR#$dir#g" -e "s#PORT#$PORT#g" scripts/bench-nginx.conf >"$dir/nginx.conf"
   log taskset -c "$SERVER_CPU" nginx -c "$dir/nginx.conf"
   taskset -c "$SERVER_CPU" nginx -c "$dir/nginx.conf" &
   NGINX_PID=$!
-  for _ in $(seq 1 50); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "nginx did not start" >&2; return 1
+  wait_port "$PORT"
 }
 
 stop_nginx() {
