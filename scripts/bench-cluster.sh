@@ -27,7 +27,10 @@ COMMON=(--dsn "$(dsn_for "$DB")" --setup=false --users 100000 --torrents 100000 
 PIDS=()
 HAPROXY_PID=
 stop_all() {
-  [ -n "$HAPROXY_PID" ] && kill "$HAPROXY_PID" 2>/dev/null && wait "$HAPROXY_PID" 2>/dev/null
+  if [ -n "$HAPROXY_PID" ]; then
+    kill "$HAPROXY_PID" 2>/dev/null || true
+    wait "$HAPROXY_PID" 2>/dev/null || true
+  fi
   HAPROXY_PID=
   for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
