@@ -5,10 +5,13 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/zeebo/bencode"
 )
 
 // Accounting through HAProxy with several instances writing at once
@@ -269,6 +272,18 @@ func TestClusterAccounting(t *testing.T) {
 	t.Logf("RESULT database equals the clients' credit to the byte: %d up, %d down (the clients reported %d up; the rest moved between instances, not credited by XBT's first-announce rule)",
 		wantUp, wantDown, reportedUp)
 
+	// A scrape of all the torrents reaches one instance, which answers for
+	// the others' torrents with the counts they wrote to the database.
+	syEventually(t, 20*time.Second, func() string {
+		got, who := clusterScrape(t, c, uids[0], files)
+		for _, f := range files {
+			if got[f.ih] != [2]int{1, perTorrent - 1} {
+				return fmt.Sprintf("scrape of %d torrents answered by %s: fid %d has %v, want 1 seeder and %d leechers", len(files), who, f.fid, got[f.ih], perTorrent-1)
+			}
+		}
+		return ""
+	})
+
 	// One swarm per torrent: xbt_files counts are the current owner's,
 	// all the torrent's peers (the old owners' copies write nothing).
 	syEventually(t, 20*time.Second, func() string {
@@ -283,6 +298,34 @@ func TestClusterAccounting(t *testing.T) {
 		}
 		return ""
 	})
+}
+
+// clusterScrape sends one scrape of every torrent in files through HAProxy
+// (it reaches the first one's instance) and returns the counts per
+// info_hash.
+func clusterScrape(t *testing.T, c *cluster, uid uint32, files []ftTorrent) (map[[20]byte][2]int, string) {
+	t.Helper()
+	q := make([]string, len(files))
+	for i, f := range files {
+		q[i] = "info_hash=" + url.QueryEscape(string(f.ih[:]))
+	}
+	body, who := c.get(t, c.baseURL()+"/"+c.passkey(uid, files[0].ih)+"/scrape?"+strings.Join(q, "&"))
+	var r struct {
+		Files map[string]struct {
+			Complete   int `bencode:"complete"`
+			Incomplete int `bencode:"incomplete"`
+		} `bencode:"files"`
+	}
+	if err := bencode.DecodeString(body, &r); err != nil {
+		t.Fatalf("scrape answer %q: %v", body, err)
+	}
+	out := map[[20]byte][2]int{}
+	for k, v := range r.Files {
+		var ih [20]byte
+		copy(ih[:], k)
+		out[ih] = [2]int{v.Complete, v.Incomplete}
+	}
+	return out, who
 }
 
 // TestClusterLimits measures how far torrents_limit, enforced per instance,

@@ -77,7 +77,8 @@ type Options struct {
 	// database (config key cluster). A row that memory does not back may
 	// be theirs, so the reconciliation corrects it only once it is stale:
 	// not written for an announce for longer than the peer expiry plus
-	// two write intervals and a minute (clusterStaleBefore).
+	// two write intervals and a minute (clusterStaleBefore). And the
+	// other instances' counts are copied for scrapes (refreshStored).
 	Cluster bool
 }
 
@@ -165,8 +166,9 @@ type Syncer struct {
 	configMu  gosync.Mutex
 	configErr string // the config error last logged (configMu)
 
-	rec     reconciler  // nil: no reconciliation
-	sweepAt sweepCursor // where the ghost peer sweep goes on (sweep loop only)
+	rec      reconciler   // nil: no reconciliation
+	sweepAt  sweepCursor  // where the ghost peer sweep goes on (sweep loop only)
+	storedAt storedCursor // where the stored-counts refresh goes on (its loop only)
 
 	boundWarned time.Time // last ledger-bound warning (bound loop only)
 	overBound   bool      // the last check was over the warning level
@@ -277,6 +279,9 @@ func (s *Syncer) Run(ctx context.Context) error {
 	})
 	if s.rec != nil {
 		every(s.o.CleanUpInterval, s.sweepTick)
+		if s.o.Cluster {
+			every(s.o.WriteInterval, s.refreshStoredTick)
+		}
 	}
 	wg.Wait()
 	return nil

@@ -74,7 +74,7 @@ func (t *Tracker) scrape(c *config, r *ScrapeRequest, out *ScrapeResult) Failure
 		}
 		s.mu.Lock()
 		if !s.removed {
-			out.Files = append(out.Files, s.scrapeFile())
+			out.Files = append(out.Files, t.scrapeFile(s))
 		}
 		s.mu.Unlock()
 	}
@@ -92,8 +92,8 @@ func (t *Tracker) fullScrape(out *ScrapeResult) {
 		sh.mu.RLock()
 		for _, s := range sh.m {
 			s.mu.Lock()
-			if s.len() > 0 {
-				out.Files = append(out.Files, s.scrapeFile())
+			if f := t.scrapeFile(s); f.Complete+f.Incomplete > 0 {
+				out.Files = append(out.Files, f)
 			}
 			s.mu.Unlock()
 		}
@@ -102,13 +102,20 @@ func (t *Tracker) fullScrape(out *ScrapeResult) {
 	slices.SortFunc(out.Files, compareFiles)
 }
 
-func (s *swarm) scrapeFile() ScrapeFile {
-	return ScrapeFile{
+// scrapeFile is s's scrape entry (s locked): its peers here or, in a
+// cluster while it has none here, the counts its owner wrote to the
+// database (StoreCounts).
+func (t *Tracker) scrapeFile(s *swarm) ScrapeFile {
+	f := ScrapeFile{
 		InfoHash:   s.ih,
 		Complete:   len(s.seeders),
 		Downloaded: int(s.completed),
 		Incomplete: len(s.leechers),
 	}
+	if t.cluster && s.len() == 0 && s.storedPass != 0 && s.storedPass >= t.storedPass.Load() {
+		f.Complete, f.Incomplete = int(s.storedSeeders), int(s.storedLeechers)
+	}
+	return f
 }
 
 func compareFiles(a, b ScrapeFile) int { return bytes.Compare(a.InfoHash[:], b.InfoHash[:]) }

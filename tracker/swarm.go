@@ -151,6 +151,11 @@ type swarm struct {
 	// swarm (unix seconds), the mtime of the counts it wrote: in a cluster
 	// the counts recorded without an announce carry it (countsMtime).
 	lastAnnounce uint32
+	// In a cluster, the torrent's counts as the database holds them (the
+	// instance that owns it wrote them) and the refresh pass that read
+	// them: a scrape answers them while this instance holds no peer of the
+	// torrent (StoreCounts).
+	storedSeeders, storedLeechers, storedPass uint32
 
 	ih InfoHash
 	sh *torrentShard

@@ -76,6 +76,10 @@ type Tracker struct {
 	torrentsMu sync.Mutex
 
 	cluster bool // Options.Cluster
+	// storedPass is the last complete refresh pass of the stored counts
+	// (CompleteStoredPass); a swarm's stored counts are valid when read in
+	// that pass or a later one.
+	storedPass atomic.Uint32
 }
 
 // config is Settings plus the effective values derived from it once, at

@@ -1,0 +1,107 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/xbt-tracker/xbt-tracker/internal/dbtest"
+)
+
+// TestMakeDemoCluster runs `make demo-cluster`'s script (two instances and
+// HAProxy) and uses the curl line it prints: the announce through HAProxy
+// must work, name the instance that answered, and Ctrl-C must stop
+// everything.
+func TestMakeDemoCluster(t *testing.T) {
+	requireHAProxy(t)
+	db, _ := dbtest.New(t) // proves a server is there; the demo makes its own database
+	root := clRepoRoot()
+	dbName := fmt.Sprintf("xbt_test_demo_cluster_%d", time.Now().UnixNano())
+	t.Cleanup(func() { _, _ = db.Exec("DROP DATABASE IF EXISTS `" + dbName + "`") })
+	// HAProxy's port and the first of two consecutive instance ports.
+	hport, first := freePort(t), freePort(t)
+	for range 20 {
+		if !portOpen(first+1) && first+1 != hport {
+			break
+		}
+		first = freePort(t)
+	}
+
+	cmd := exec.Command("bash", filepath.Join(root, "scripts/demo-cluster.sh"))
+	cmd.Dir = root
+	cmd.Env = append(cleanEnv(), "XBT_DSN="+dbtest.BaseDSN(), "XBT_DEMO_DB="+dbName, "XBT_BIN="+binary,
+		fmt.Sprintf("XBT_CLUSTER_PORT=%d", hport), fmt.Sprintf("XBT_CLUSTER_FIRST_PORT=%d", first),
+		"XBT_DEMO_DIR="+t.TempDir())
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	})
+	buf := newLineBuffer(out)
+	if !buf.waitFor("Ctrl-C stops HAProxy and the instances.", 90*time.Second) {
+		t.Fatalf("demo-cluster did not get ready:\n%s", buf.String())
+	}
+	m := regexp.MustCompile(`curl -s '([^']+)'`).FindStringSubmatch(buf.String())
+	if m == nil || !strings.Contains(m[1], fmt.Sprintf("127.0.0.1:%d/", hport)) {
+		t.Fatalf("no curl line through HAProxy (port %d) in the demo's output:\n%s", hport, buf.String())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, m[1], nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.HasPrefix(string(body), "d8:completei1e10:incompletei0e8:intervali") {
+		t.Fatalf("the demo's announce got %q, want a successful bencoded answer counting the demo seeder", body)
+	}
+	if who := answeredBy(resp); who != "t1" && who != "t2" {
+		t.Fatalf("%s = %q, want t1 or t2", clusterInstanceHeader, who)
+	}
+
+	// Ctrl-C: the script stops HAProxy and both instances and exits.
+	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("demo-cluster did not stop within 60 s of SIGINT:\n%s", buf.String())
+	}
+	for _, port := range []int{hport, first, first + 1} {
+		if clWait(5*time.Second, func() bool { return !portOpen(port) }) {
+			continue
+		}
+		t.Errorf("something still listens on 127.0.0.1:%d after Ctrl-C", port)
+	}
+}
+
+// portOpen reports whether something accepts connections on 127.0.0.1:port.
+func portOpen(port int) bool {
+	c, err := (&net.Dialer{Timeout: time.Second}).Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
