@@ -1,14 +1,10 @@
 package integration
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -59,21 +55,9 @@ func TestMakeDemoCluster(t *testing.T) {
 	if !buf.waitFor("Ctrl-C stops HAProxy and the instances.", 90*time.Second) {
 		t.Fatalf("demo-cluster did not get ready:\n%s", buf.String())
 	}
-	m := regexp.MustCompile(`curl -s '([^']+)'`).FindStringSubmatch(buf.String())
-	if m == nil || !strings.Contains(m[1], fmt.Sprintf("127.0.0.1:%d/", hport)) {
-		t.Fatalf("no curl line through HAProxy (port %d) in the demo's output:\n%s", hport, buf.String())
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, m[1], nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.HasPrefix(string(body), "d8:completei1e10:incompletei0e8:intervali") {
-		t.Fatalf("the demo's announce got %q, want a successful bencoded answer counting the demo seeder", body)
+	u, resp := demoCurl(t, buf.String())
+	if !strings.Contains(u, fmt.Sprintf("127.0.0.1:%d/", hport)) {
+		t.Fatalf("the curl line %s does not go through HAProxy (port %d)", u, hport)
 	}
 	if who := answeredBy(resp); who != "t1" && who != "t2" {
 		t.Fatalf("%s = %q, want t1 or t2", clusterInstanceHeader, who)

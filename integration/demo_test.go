@@ -60,9 +60,17 @@ func TestMakeDemo(t *testing.T) {
 	if !buf.waitFor("Ctrl-C stops the tracker.", 90*time.Second) {
 		t.Fatalf("demo did not get ready:\n%s", buf.String())
 	}
-	m := regexp.MustCompile(`curl -s '([^']+)'`).FindStringSubmatch(buf.String())
+	demoCurl(t, buf.String())
+}
+
+// demoCurl sends the announce of the curl line a demo script printed in out
+// and checks that it succeeds, counting the demo seeder; it returns the
+// URL and the answer.
+func demoCurl(t *testing.T, out string) (string, *http.Response) {
+	t.Helper()
+	m := regexp.MustCompile(`curl -s '([^']+)'`).FindStringSubmatch(out)
 	if m == nil {
-		t.Fatalf("no curl line in the demo's output:\n%s", buf.String())
+		t.Fatalf("no curl line in the demo's output:\n%s", out)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -76,6 +84,7 @@ func TestMakeDemo(t *testing.T) {
 	if !strings.HasPrefix(string(body), "d8:completei1e10:incompletei0e8:intervali") {
 		t.Fatalf("the demo's announce got %q, want a successful bencoded answer counting the demo seeder", body)
 	}
+	return m[1], resp
 }
 
 func TestUserAndFileCommands(t *testing.T) {

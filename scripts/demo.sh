@@ -32,48 +32,8 @@ if command -v go >/dev/null || [ ! -x "$bin" ]; then
   (cd "$root" && go build -o bin/xbt-tracker ./cmd/xbt-tracker)
 fi
 
-base=$("$root/scripts/dev-db.sh")
-# base is user:pass@tcp(host:port)/[?params]: put the demo database name in.
-case "$base" in
-  *\?*) dsn="${base%%\?*}"; params="?${base#*\?}" ;;
-  *) dsn="$base"; params="" ;;
-esac
-dsn="${dsn%%/*}/${dbname}${params}"
-export XBT_DSN="$dsn"
-
-echo "== database ${dsn#*@} (migrate up)"
-"$bin" migrate up --create-database >/dev/null
-
-demo="${XBT_DEMO_DIR:-$root/.dev/demo}"
-mkdir -p "$root/.dev" "$demo"
-demo=$(cd "$demo" && pwd)
-upload="$demo/upload.torrent"
-if command -v mktorrent >/dev/null; then
-  # A real private torrent of a 4 MiB random file, made once and reused so
-  # reruns keep its info_hash. Registered as a catalog's upload step does.
-  payload="$demo/seed/xbt-demo.bin"
-  if [ ! -s "$payload" ] || [ ! -s "$upload" ]; then
-    mkdir -p "$demo/seed"
-    head -c $((4 << 20)) /dev/urandom >"$payload"
-    rm -f "$upload"
-    mktorrent -p -l 18 -c "xbt-tracker demo" -o "$upload" "$payload" >/dev/null
-  fi
-  info_hash=$("$bin" torrent info "$upload" | sed -n 's/^info_hash //p')
-else
-  # No mktorrent: the demo torrent is just an info_hash (SHA-1 of a fixed
-  # string, so reruns reuse it).
-  info_hash=$(printf 'xbt-tracker demo torrent' | sha1sum | cut -c1-40)
-fi
-uid_file="$root/.dev/demo-uid-$dbname"
-# Reuse the demo user of an earlier run while it still exists.
-if [ -s "$uid_file" ] && "$bin" user show --uid "$(cat "$uid_file")" >/dev/null 2>&1; then
-  uid=$(cat "$uid_file")
-else
-  uid=$("$bin" user add)
-  echo "$uid" >"$uid_file"
-fi
-fid=$("$bin" file add --info-hash "$info_hash")
-echo "== demo user uid=$uid, demo torrent fid=$fid info_hash=$info_hash"
+source "$root/scripts/demo-lib.sh"
+demo_catalog "${XBT_DEMO_DIR:-$root/.dev/demo}" "xbt-tracker demo torrent"
 
 log="$root/.dev/demo-tracker.log"
 "$bin" serve --listen-http "127.0.0.1:$port" --listen-udp off >"$log" 2>&1 &
