@@ -1,12 +1,12 @@
 package integration
 
 // The real BitTorrent clients of clients_test.go (aria2, libtorrent through
-// integration/clients/lt_driver.py, Transmission), a logging proxy in front
-// of the tracker, and a .torrent maker. Every client listens and dials on
-// 127.0.0.1 only, with DHT, LSD, PEX, UPnP/NAT-PMP and uTP off.
+// integration/clients/lt_driver.py, Transmission) and a .torrent maker; the
+// proxy they announce through is in recording_proxy_test.go. Every client
+// listens and dials on 127.0.0.1 only, with DHT, LSD, PEX, UPnP/NAT-PMP and
+// uTP off.
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/rand"
 	"crypto/sha1"
@@ -14,14 +14,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -145,171 +142,6 @@ func clFileSHA256(path string) [32]byte {
 		return [32]byte{}
 	}
 	return [32]byte(h.Sum(nil))
-}
-
-// ---------------------------------------------------------------- proxy
-
-// clRequest is one HTTP request head a client sent through the proxy.
-type clRequest struct {
-	client string // kind of the client that sent it (by passkey)
-	role   string // "seeder", "leecher" or "revoked"
-	head   string // request line and headers, CRLF line ends, blank line included
-	path   string // raw path
-	query  url.Values
-	at     time.Time
-}
-
-func (r clRequest) event() string { return r.query.Get("event") }
-
-// recordingProxy forwards TCP connections to the tracker and records every
-// request head that goes through: the exact bytes real clients send.
-type recordingProxy struct {
-	ln       net.Listener
-	upstream string
-
-	mu    sync.Mutex
-	who   map[string][2]string // passkey -> {client kind, role}
-	reqs  []clRequest
-	conns map[net.Conn]bool
-	wake  chan struct{}
-}
-
-func startRecordingProxy(t *testing.T, upstream string) *recordingProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &recordingProxy{ln: ln, upstream: upstream, who: map[string][2]string{}, conns: map[net.Conn]bool{}, wake: make(chan struct{}, 1)}
-	go p.accept()
-	t.Cleanup(func() {
-		ln.Close()
-		p.mu.Lock()
-		for c := range p.conns {
-			c.Close()
-		}
-		p.mu.Unlock()
-	})
-	return p
-}
-
-func (p *recordingProxy) base() string { return "http://" + p.ln.Addr().String() }
-
-// name says which client and role a passkey belongs to.
-func (p *recordingProxy) name(passkey, client, role string) {
-	p.mu.Lock()
-	p.who[passkey] = [2]string{client, role}
-	p.mu.Unlock()
-}
-
-func (p *recordingProxy) track(c net.Conn, on bool) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if on {
-		p.conns[c] = true
-	} else {
-		delete(p.conns, c)
-	}
-	return true
-}
-
-func (p *recordingProxy) accept() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		go p.serve(c)
-	}
-}
-
-func (p *recordingProxy) serve(c net.Conn) {
-	up, err := net.Dial("tcp", p.upstream)
-	if err != nil {
-		c.Close()
-		return
-	}
-	p.track(c, true)
-	p.track(up, true)
-	defer func() {
-		c.Close()
-		up.Close()
-		p.track(c, false)
-		p.track(up, false)
-	}()
-	go func() {
-		_, _ = io.Copy(c, up)
-		c.Close()
-	}()
-	br := bufio.NewReader(c)
-	for {
-		var head bytes.Buffer
-		for {
-			line, err := br.ReadString('\n')
-			head.WriteString(line)
-			if err != nil {
-				return
-			}
-			if line == "\r\n" || line == "\n" {
-				break
-			}
-		}
-		p.record(head.String())
-		if _, err := up.Write(head.Bytes()); err != nil {
-			return
-		}
-	}
-}
-
-func (p *recordingProxy) record(head string) {
-	first, _, _ := strings.Cut(head, "\r\n")
-	parts := strings.Fields(first)
-	if len(parts) != 3 {
-		return
-	}
-	path, rawQuery, _ := strings.Cut(parts[1], "?")
-	q, _ := url.ParseQuery(rawQuery)
-	pk := strings.Trim(strings.TrimSuffix(strings.TrimSuffix(path, "/announce"), "/scrape"), "/")
-	p.mu.Lock()
-	who := p.who[pk]
-	p.reqs = append(p.reqs, clRequest{client: who[0], role: who[1], head: head, path: path, query: q, at: time.Now()})
-	p.mu.Unlock()
-	select {
-	case p.wake <- struct{}{}:
-	default:
-	}
-}
-
-// requests returns what was recorded so far for a role ("" = every role).
-func (p *recordingProxy) requests(role string) []clRequest {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var out []clRequest
-	for _, r := range p.reqs {
-		if role == "" || r.role == role {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-// waitFor waits until a recorded request of role satisfies ok.
-func (p *recordingProxy) waitFor(role string, d time.Duration, ok func(clRequest) bool) bool {
-	deadline := time.Now().Add(d)
-	for {
-		for _, r := range p.requests(role) {
-			if ok(r) {
-				return true
-			}
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		select {
-		case <-p.wake:
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
 }
 
 // ---------------------------------------------------------------- clients

@@ -328,11 +328,14 @@ func clusterScrape(t *testing.T, c *cluster, uid uint32, files []ftTorrent) (map
 	return out, who
 }
 
-// TestClusterLimits measures how far torrents_limit, enforced per instance,
-// can be exceeded: a user with torrents_limit 1 leeches one torrent on each
-// of three instances (N × the limit), while a second torrent on the same
-// instance is refused. peers_limit and wait_time are per torrent, so the
-// torrent's one instance decides them exactly.
+// TestClusterLimits: torrents_limit across instances. Each instance
+// publishes its users' leeching-torrent counts and adds the others' every
+// write_db_interval (1 s here), so a user with torrents_limit 1 who leeches
+// on t1 is refused on t2 and t3 once the counts went round, and free again
+// when the torrent is stopped. Within one exchange interval the limit is
+// per instance: the test measures how many of three simultaneous starts on
+// three instances get through. peers_limit and wait_time are per torrent,
+// so the torrent's one instance decides them exactly.
 func TestClusterLimits(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts HAProxy and several trackers")
@@ -346,34 +349,90 @@ func TestClusterLimits(t *testing.T) {
 	syEventually(t, 20*time.Second, func() string {
 		byOwner = map[string][]ftTorrent{}
 		for _, f := range files {
-			byOwner[c.ownerOf(t, uid, f.ih)] = append(byOwner[c.ownerOf(t, uid, f.ih)], f)
+			o := c.ownerOf(t, uid, f.ih)
+			byOwner[o] = append(byOwner[o], f)
 		}
 		if len(byOwner) != 3 || len(byOwner["t1"]) < 2 {
 			return fmt.Sprintf("owners %v", byOwner)
 		}
 		return ""
 	})
-	leech := func(f ftTorrent, n int) (bool, string) {
-		p := &cluPeer{uid: uid, fid: f.fid, ih: f.ih, port: 30000 + n, left: 1 << 20, answeredBy: map[string]int{}}
-		copy(p.id[:], fmt.Sprintf("-XL0001-%012d", n))
+	peers := map[uint32]*cluPeer{}
+	peer := func(f ftTorrent) *cluPeer {
+		if p := peers[f.fid]; p != nil {
+			return p
+		}
+		p := &cluPeer{uid: uid, fid: f.fid, ih: f.ih, port: 30000 + len(peers), left: 1 << 20, answeredBy: map[string]int{}}
+		copy(p.id[:], fmt.Sprintf("-XL0001-%012d", len(peers)))
+		peers[f.fid] = p
+		return p
+	}
+	// leech starts leeching f; "" or the failure.
+	leech := func(f ftTorrent, event string) string {
 		var why string
-		ok := clWait(10*time.Second, func() bool {
+		clWait(10*time.Second, func() bool {
 			var ok bool
-			ok, why = p.announce(c, clusterHTTP, gens, 0, 0, "started")
+			ok, why = peer(f).announce(c, clusterHTTP, gens, 0, 0, event)
 			return ok || strings.Contains(why, "limit")
 		})
-		return ok && why == "", why
+		return why
 	}
-	leeched := 0
-	for i, inst := range []string{"t1", "t2", "t3"} {
-		if ok, why := leech(byOwner[inst][0], i); !ok {
-			t.Fatalf("leeching a torrent on %s: %s", inst, why)
+	first := []ftTorrent{byOwner["t1"][0], byOwner["t2"][0], byOwner["t3"][0]}
+
+	// Three starts at once on three instances, before any exchange saw them.
+	var wg sync.WaitGroup
+	results := make([]string, 3)
+	for i, f := range first {
+		wg.Go(func() { results[i] = leech(f, "started") })
+	}
+	wg.Wait()
+	through := 0
+	for _, r := range results {
+		if r == "" {
+			through++
 		}
-		leeched++
 	}
-	ok, why := leech(byOwner["t1"][1], 9)
-	if ok || !strings.Contains(why, "torrents limit reached") {
-		t.Fatalf("a second torrent on t1: ok %v, %q; want the instance's own limit to refuse it", ok, why)
+	t.Logf("RESULT torrents_limit 1, three simultaneous starts on three instances: %d accepted (the limit is per instance within one exchange interval, write_db_interval)", through)
+	for i, f := range first {
+		if results[i] == "" {
+			if why := leech(f, "stopped"); why != "" {
+				t.Fatalf("stopping: %s", why)
+			}
+		}
 	}
-	t.Logf("RESULT torrents_limit 1 across 3 instances: %d torrents leeched (N × the limit); a second one on the same instance refused", leeched)
+
+	// One torrent on t1: once the counts went round, t2 and t3 refuse.
+	syEventually(t, 15*time.Second, func() string {
+		if why := leech(first[0], "started"); why != "" {
+			return "t1 (the others' stops not seen yet): " + why
+		}
+		return ""
+	})
+	if why := leech(byOwner["t1"][1], "started"); !strings.Contains(why, "torrents limit reached") {
+		t.Fatalf("a second torrent on t1: %q, want torrents limit reached", why)
+	}
+	start := time.Now()
+	syEventually(t, 15*time.Second, func() string {
+		for _, f := range first[1:] {
+			if why := leech(f, "started"); !strings.Contains(why, "torrents limit reached") {
+				if why == "" {
+					leech(f, "stopped")
+				}
+				return fmt.Sprintf("fid %d on another instance: %q, want torrents limit reached", f.fid, why)
+			}
+		}
+		return ""
+	})
+	t.Logf("RESULT a torrent leeched on t1 made t2 and t3 refuse a second one after %v", time.Since(start).Round(100*time.Millisecond))
+
+	// Stopped on t1: the others let the user leech again.
+	if why := leech(first[0], "stopped"); why != "" {
+		t.Fatalf("stopping on t1: %s", why)
+	}
+	syEventually(t, 15*time.Second, func() string {
+		if why := leech(first[2], "started"); why != "" {
+			return "t3 after the stop on t1: " + why
+		}
+		return ""
+	})
 }

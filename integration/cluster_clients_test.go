@@ -43,7 +43,7 @@ func TestClusterRealClients(t *testing.T) {
 	c := startCluster(t, 3, clusterOpts{catalog: cat})
 	owner := c.ownerOf(t, uids[kindTransmission], ih)
 	t.Logf("torrent %s lives on %s", m[1], owner)
-	proxy := startInstanceProxy(t, c.hapAddr)
+	proxy := startRecordingProxy(t, c.hapAddr)
 
 	// Each user's copy announces to the proxy in front of HAProxy.
 	torrents, kindOf := map[string]string{}, map[string]string{}

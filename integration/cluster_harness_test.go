@@ -15,8 +15,6 @@ package integration
 // Everything (instances, HAProxy, database) is cleaned up by t.Cleanup.
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/csv"
 	"fmt"
 	"io"
@@ -28,7 +26,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -514,140 +511,4 @@ func (c *cluster) ownerOf(t *testing.T, uid uint32, ih [20]byte) string {
 		t.Fatalf("scrape through HAProxy without %s header", clusterInstanceHeader)
 	}
 	return who
-}
-
-// ---------------------------------------------------------------- proxy
-
-// clusterExchange is one request a client sent through an instanceProxy and
-// the instance that answered it.
-type clusterExchange struct {
-	head     string     // request line and headers as sent
-	path     string     // raw path
-	query    url.Values // decoded query
-	instance string     // X-Tracker-Instance of the answer ("" if none)
-	status   int
-}
-
-// instanceProxy sits between real clients and HAProxy: it forwards every
-// byte unchanged both ways and records each request head together with the
-// X-Tracker-Instance header of the answer to it (HTTP/1.1 answers come in
-// request order on a connection).
-type instanceProxy struct {
-	ln       net.Listener
-	upstream string
-
-	mu    sync.Mutex
-	done  []clusterExchange
-	conns map[net.Conn]bool
-}
-
-func startInstanceProxy(t *testing.T, upstream string) *instanceProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &instanceProxy{ln: ln, upstream: upstream, conns: map[net.Conn]bool{}}
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go p.serve(conn)
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		p.mu.Lock()
-		for conn := range p.conns {
-			conn.Close()
-		}
-		p.mu.Unlock()
-	})
-	return p
-}
-
-func (p *instanceProxy) base() string { return "http://" + p.ln.Addr().String() }
-
-func (p *instanceProxy) track(conn net.Conn, on bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if on {
-		p.conns[conn] = true
-	} else {
-		delete(p.conns, conn)
-	}
-}
-
-func (p *instanceProxy) serve(client net.Conn) {
-	up, err := net.Dial("tcp", p.upstream)
-	if err != nil {
-		client.Close()
-		return
-	}
-	p.track(client, true)
-	p.track(up, true)
-	defer func() {
-		client.Close()
-		up.Close()
-		p.track(client, false)
-		p.track(up, false)
-	}()
-	heads := make(chan string, 64)
-	// Answers: everything read from HAProxy goes to the client as it is
-	// read (the tee); parsing it only frames the answers to pair them with
-	// the heads.
-	go func() {
-		defer client.Close()
-		br := bufio.NewReader(io.TeeReader(up, client))
-		for head := range heads {
-			resp, err := http.ReadResponse(br, nil)
-			if err != nil {
-				return
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			p.record(head, resp)
-		}
-	}()
-	defer close(heads)
-	br := bufio.NewReader(client)
-	for {
-		var head bytes.Buffer
-		for {
-			line, err := br.ReadString('\n')
-			head.WriteString(line)
-			if err != nil {
-				return
-			}
-			if line == "\r\n" || line == "\n" {
-				break
-			}
-		}
-		heads <- head.String()
-		if _, err := up.Write(head.Bytes()); err != nil {
-			return
-		}
-	}
-}
-
-func (p *instanceProxy) record(head string, resp *http.Response) {
-	first, _, _ := strings.Cut(head, "\r\n")
-	parts := strings.Fields(first)
-	if len(parts) != 3 {
-		return
-	}
-	path, rawQuery, _ := strings.Cut(parts[1], "?")
-	q, _ := url.ParseQuery(rawQuery)
-	p.mu.Lock()
-	p.done = append(p.done, clusterExchange{head: head, path: path, query: q, instance: answeredBy(resp), status: resp.StatusCode})
-	p.mu.Unlock()
-}
-
-// exchanges returns the requests answered so far.
-func (p *instanceProxy) exchanges() []clusterExchange {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]clusterExchange(nil), p.done...)
 }

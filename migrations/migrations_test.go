@@ -17,7 +17,7 @@ import (
 )
 
 // lastVersion is the newest embedded migration.
-const lastVersion = 7
+const lastVersion = 8
 
 type column struct {
 	typ      string

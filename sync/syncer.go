@@ -80,6 +80,11 @@ type Options struct {
 	// two write intervals and a minute (clusterStaleBefore). And the
 	// other instances' counts are copied for scrapes (refreshStored).
 	Cluster bool
+	// Leeching, in a cluster, shares the users' leeching-torrent counts
+	// with the other instances every WriteInterval, so torrents_limit
+	// holds across them (exchangeLeeching). nil: each instance enforces
+	// the limit on its own torrents only.
+	Leeching LeechingExchanger
 }
 
 // ReleaseAfterRows is the flush size from which Options.ReleaseMemory is
@@ -169,6 +174,7 @@ type Syncer struct {
 	rec      reconciler   // nil: no reconciliation
 	sweepAt  sweepCursor  // where the ghost peer sweep goes on (sweep loop only)
 	storedAt storedCursor // where the stored-counts refresh goes on (its loop only)
+	leechErr string       // the leeching exchange's error last logged (its loop only)
 
 	boundWarned time.Time // last ledger-bound warning (bound loop only)
 	overBound   bool      // the last check was over the warning level
@@ -282,6 +288,9 @@ func (s *Syncer) Run(ctx context.Context) error {
 		if s.o.Cluster {
 			every(s.o.WriteInterval, s.refreshStoredTick)
 		}
+	}
+	if s.o.Leeching != nil {
+		every(s.o.WriteInterval, s.exchangeLeeching)
 	}
 	wg.Wait()
 	return nil

@@ -80,7 +80,7 @@ func (t *Tracker) announce(c *config, sh *torrentShard, a *Announce, now int64, 
 				case u.WaitTime > 0:
 					return ErrWaitTime
 				case a.Event != EventStopped && u.TorrentsLimit > 0 &&
-					t.users.leechingTorrents(uid) >= u.TorrentsLimit:
+					t.users.limitLeeching(uid) >= u.TorrentsLimit:
 					return ErrTorrentsLimitReached
 				}
 			}

@@ -1,6 +1,9 @@
 package tracker
 
-// Stored counts (cluster only). HAProxy routes a scrape by its first
+// What the instances of a cluster learn from each other through the
+// database (cluster only).
+//
+// Stored counts. HAProxy routes a scrape by its first
 // info_hash, so an instance is asked about torrents other instances hold.
 // It answers them with the counts their owners wrote to the database, which
 // the Syncer copies into memory in passes over the rows claiming peers.
@@ -25,3 +28,38 @@ func (t *Tracker) StoreCounts(ih InfoHash, fid uint32, seeders, leechers int, pa
 // whose row no longer claims peers (it is not read any more) scrapes as
 // empty.
 func (t *Tracker) CompleteStoredPass(pass uint32) { t.storedPass.Store(pass) }
+
+// LeechingCounts returns, for every user with a torrents_limit who leeches
+// here, the number of torrents they leech on this instance: what a cluster
+// instance publishes for the others (SetRemoteLeeching).
+func (t *Tracker) LeechingCounts() map[uint32]int32 {
+	out := map[uint32]int32{}
+	for i := range t.users.shards {
+		sh := &t.users.shards[i]
+		sh.mu.RLock()
+		for uid, e := range sh.m {
+			if n := e.leeching.Load(); n > 0 {
+				if u := e.user.Load(); u != nil && u.TorrentsLimit > 0 {
+					out[uid] = n
+				}
+			}
+		}
+		sh.mu.RUnlock()
+	}
+	return out
+}
+
+// SetRemoteLeeching sets, for every loaded user, the number of torrents the
+// other instances of a cluster say the user leeches there (0 when remote
+// has no entry). The torrents_limit check adds it to the count here, so the
+// limit holds across instances up to the time between two publications.
+func (t *Tracker) SetRemoteLeeching(remote map[uint32]int32) {
+	for i := range t.users.shards {
+		sh := &t.users.shards[i]
+		sh.mu.RLock()
+		for uid, e := range sh.m {
+			e.remote.Store(max(remote[uid], 0))
+		}
+		sh.mu.RUnlock()
+	}
+}

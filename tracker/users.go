@@ -24,7 +24,11 @@ type userEntry struct {
 	// swarm's per-user leeching count, always while the shard's lock is held
 	// (read or write), so a tombstone is never deleted under an increment.
 	leeching atomic.Int32
-	gen      uint64 // ReplaceUsers generation; guarded by the shard lock
+	// remote is the number of torrents this uid leeches on the other
+	// instances of a cluster, as they last published it (SetRemoteLeeching);
+	// torrents_limit counts both.
+	remote atomic.Int32
+	gen    uint64 // ReplaceUsers generation; guarded by the shard lock
 }
 
 type userShard struct {
@@ -97,6 +101,18 @@ func (us *userStore) leechingTorrents(uid uint32) int {
 	return 0
 }
 
+// limitLeeching returns the number of torrents uid leeches here and, in a
+// cluster, on the other instances: what torrents_limit is checked against.
+func (us *userStore) limitLeeching(uid uint32) int {
+	sh := us.shard(uid)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	if e := sh.m[uid]; e != nil {
+		return int(e.leeching.Load()) + int(e.remote.Load())
+	}
+	return 0
+}
+
 // addLeeching adds d to uid's leeching-torrent count.
 func (us *userStore) addLeeching(uid uint32, d int32) {
 	sh := us.shard(uid)
@@ -136,7 +152,7 @@ func (us *userStore) reserveLeeching(uid uint32, limit int) bool {
 	defer sh.mu.RUnlock()
 	for {
 		c := e.leeching.Load()
-		if int(c) >= limit {
+		if int(c)+int(e.remote.Load()) >= limit {
 			return false
 		}
 		if e.leeching.CompareAndSwap(c, c+1) {

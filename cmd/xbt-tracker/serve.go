@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	gosql "database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -111,6 +112,7 @@ func serve(ctx context.Context, log *zap.Logger, src config.Sources, cfg config.
 	sy := xsync.New(trk, db, ld, w, xsync.Options{
 		Reconciler:         rec,
 		Cluster:            cfg.Cluster,
+		Leeching:           leechingExchange(db, cfg.Cluster),
 		WriteInterval:      cfg.WriteDBInterval,
 		ReadDBInterval:     cfg.ReadDBInterval,
 		ReadConfigInterval: cfg.ReadConfigInterval,
@@ -196,6 +198,9 @@ func serve(ctx context.Context, log *zap.Logger, src config.Sources, cfg config.
 	fctx, cancel := context.WithTimeout(context.Background(), max(budget, time.Second))
 	defer cancel()
 	ferr := sy.Shutdown(fctx)
+	if ferr == nil {
+		sy.RetireLeeching(fctx)
+	}
 	// Only after a complete final write: the swarms to state_file (local
 	// disk, within the same deadline), for a warm restart.
 	sy.SaveState(fctx, state, ferr)
@@ -267,4 +272,13 @@ func listenTCP(addrs []string) ([]net.Listener, error) {
 		lns = append(lns, ln)
 	}
 	return lns, nil
+}
+
+// leechingExchange is the cluster's torrents_limit exchange, nil alone: a
+// typed nil in the interface would look like an exchange to the Syncer.
+func leechingExchange(db *gosql.DB, cluster bool) xsync.LeechingExchanger {
+	if !cluster {
+		return nil
+	}
+	return xsql.NewLeechingExchange(db)
 }
