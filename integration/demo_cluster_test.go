@@ -3,14 +3,10 @@ package integration
 import (
 	"fmt"
 	"net"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/xbt-tracker/xbt-tracker/internal/dbtest"
 )
 
 // TestMakeDemoCluster runs `make demo-cluster`'s script (two instances and
@@ -19,10 +15,6 @@ import (
 // everything.
 func TestMakeDemoCluster(t *testing.T) {
 	requireHAProxy(t)
-	db, _ := dbtest.New(t) // proves a server is there; the demo makes its own database
-	root := clRepoRoot()
-	dbName := fmt.Sprintf("xbt_test_demo_cluster_%d", time.Now().UnixNano())
-	t.Cleanup(func() { _, _ = db.Exec("DROP DATABASE IF EXISTS `" + dbName + "`") })
 	// HAProxy's port and the first of two consecutive instance ports.
 	hport, first := freePort(t), freePort(t)
 	for range 20 {
@@ -31,27 +23,10 @@ func TestMakeDemoCluster(t *testing.T) {
 		}
 		first = freePort(t)
 	}
-
-	cmd := exec.Command("bash", filepath.Join(root, "scripts/demo-cluster.sh"))
-	cmd.Dir = root
-	cmd.Env = append(cleanEnv(), "XBT_DSN="+dbtest.BaseDSN(), "XBT_DEMO_DB="+dbName, "XBT_BIN="+binary,
+	cmd := demoScript(t, "scripts/demo-cluster.sh", "xbt_test_demo_cluster", "XBT_BIN="+binary,
 		fmt.Sprintf("XBT_CLUSTER_PORT=%d", hport), fmt.Sprintf("XBT_CLUSTER_FIRST_PORT=%d", first),
 		"XBT_DEMO_DIR="+t.TempDir())
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	})
-	buf := newLineBuffer(out)
+	buf, done := startDemo(t, cmd)
 	if !buf.waitFor("Ctrl-C stops HAProxy and the instances.", 90*time.Second) {
 		t.Fatalf("demo-cluster did not get ready:\n%s", buf.String())
 	}
