@@ -378,6 +378,9 @@ func TestClusterLimits(t *testing.T) {
 		return why
 	}
 	first := []ftTorrent{byOwner["t1"][0], byOwner["t2"][0], byOwner["t3"][0]}
+	for _, f := range first {
+		peer(f) // made here: the starts below run at once
+	}
 
 	// Three starts at once on three instances, before any exchange saw them.
 	var wg sync.WaitGroup
