@@ -112,8 +112,8 @@ func (t *Tracker) scrapeFile(s *swarm) ScrapeFile {
 		Downloaded: int(s.completed),
 		Incomplete: len(s.leechers),
 	}
-	if t.cluster && s.len() == 0 && s.storedPass != 0 && s.storedPass >= t.storedPass.Load() {
-		f.Complete, f.Incomplete = int(s.storedSeeders), int(s.storedLeechers)
+	if st := s.stored; st != nil && s.len() == 0 && st.pass >= t.storedPass.Load() {
+		f.Complete, f.Incomplete = int(st.seeders), int(st.leechers)
 	}
 	return f
 }

@@ -10,17 +10,30 @@ package tracker
 
 // StoreCounts records the database's seeders and leechers of the torrent
 // ih (fid), read in refresh pass pass (numbered from 1). A torrent that is
-// not loaded, or loaded under another fid, is ignored.
+// not loaded, or loaded under another fid, is ignored, and so is every
+// call on an engine not in a cluster.
 func (t *Tracker) StoreCounts(ih InfoHash, fid uint32, seeders, leechers int, pass uint32) {
+	if !t.cluster {
+		return // alone, a torrent without peers here has none
+	}
 	s := t.shardFor(&ih).find(&ih)
 	if s == nil {
 		return
 	}
 	s.mu.Lock()
 	if !s.removed && s.fid == fid {
-		s.storedSeeders, s.storedLeechers, s.storedPass = uint32(max(seeders, 0)), uint32(max(leechers, 0)), pass
+		if s.stored == nil {
+			s.stored = &storedCounts{}
+		}
+		*s.stored = storedCounts{seeders: uint32(max(seeders, 0)), leechers: uint32(max(leechers, 0)), pass: pass}
 	}
 	s.mu.Unlock()
+}
+
+// storedCounts is a torrent's counts in the database and the refresh pass
+// that read them.
+type storedCounts struct {
+	seeders, leechers, pass uint32
 }
 
 // CompleteStoredPass ends refresh pass pass: from now on a torrent's stored

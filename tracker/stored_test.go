@@ -1,6 +1,9 @@
 package tracker
 
-import "testing"
+import (
+	"testing"
+	"unsafe"
+)
 
 // In a cluster a scrape of a torrent with no peer here answers the counts
 // its owner wrote to the database (StoreCounts), until a complete refresh
@@ -71,4 +74,13 @@ func TestRemoteLeechingLimit(t *testing.T) {
 	mustOK(t, tr, ann(1, h2, 3, 10))
 	mustFail(t, tr, ann(1, h3, 5, 10), ErrTorrentsLimitReached) // 2 here
 	checkInvariants(t, tr)
+}
+
+// A swarm is allocated per torrent (1M on a large site): the cluster's
+// fields must not push it out of the 144-byte size class it had before
+// (lastAnnounce sits in ih's padding, the stored counts behind a pointer).
+func TestSwarmSizeClass(t *testing.T) {
+	if n := unsafe.Sizeof(swarm{}); n > 144 {
+		t.Fatalf("swarm is %d bytes, want at most 144", n)
+	}
 }

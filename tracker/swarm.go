@@ -147,18 +147,18 @@ type swarm struct {
 	ctime     int64
 	completed uint64 // database count + completions seen since
 	peak      int    // largest peer count since the last shrink
-	// lastAnnounce is the time of the newest announce recorded for this
-	// swarm (unix seconds), the mtime of the counts it wrote: in a cluster
-	// the counts recorded without an announce carry it (countsMtime).
-	lastAnnounce uint32
-	// In a cluster, the torrent's counts as the database holds them (the
-	// instance that owns it wrote them) and the refresh pass that read
-	// them: a scrape answers them while this instance holds no peer of the
-	// torrent (StoreCounts).
-	storedSeeders, storedLeechers, storedPass uint32
 
 	ih InfoHash
-	sh *torrentShard
+	// lastAnnounce is the time of the newest announce recorded for this
+	// swarm (unix seconds), the mtime of the counts it wrote: in a cluster
+	// the counts recorded without an announce carry it (countsMtime). It
+	// fills what would be padding after ih.
+	lastAnnounce uint32
+	sh           *torrentShard
+	// stored is, in a cluster, the torrent's counts as the database holds
+	// them (StoreCounts); nil until a refresh read them, and always alone,
+	// so a lone instance's swarms stay in the same size class.
+	stored *storedCounts
 
 	seeders  []peer
 	leechers []peer
