@@ -151,23 +151,17 @@ func (s *Syncer) sweep(ctx context.Context) (ReconcileResult, error) {
 	}
 	deadline := time.Now().Add(sweepBudget)
 	c := &s.sweepAt
-	clusterStale := s.clusterStaleBefore()
-	for i := 0; i < sweepChunks && time.Now().Before(deadline); i++ {
+	// In a cluster refreshStored reads these rows every write_db_interval
+	// and reconciles them as it goes: reading them here too would be the
+	// same queries twice.
+	for i := 0; !s.o.Cluster && i < sweepChunks && time.Now().Before(deadline); i++ {
 		rows, err := s.rec.FilesWithPeers(ctx, c.fid, reconcileChunk)
 		if err != nil {
 			return res, err
 		}
 		res.Read += len(rows)
 		for _, f := range rows {
-			if s.o.Cluster && f.Mtime >= clusterStale {
-				// Not stale: another instance may hold the torrent. Only
-				// a swarm this instance holds competes (by announce time,
-				// in the database); an empty or unknown one stays quiet.
-				if se, le, _ := s.trk.TorrentLive(f.InfoHash, f.Fid); se+le == 0 {
-					continue
-				}
-			}
-			if s.trk.ReconcileTorrent(f.InfoHash, f.Fid, f.Seeders, f.Leechers) {
+			if s.reconcileFile(f, 0) {
 				res.Files++
 			}
 		}
@@ -182,7 +176,7 @@ func (s *Syncer) sweep(ctx context.Context) (ReconcileResult, error) {
 	// the peer expiry are stale for sure.
 	staleBefore := time.Now().Unix() - int64(1.5*float64(s.trk.Settings().AnnounceInterval))
 	if s.o.Cluster {
-		staleBefore = clusterStale
+		staleBefore = s.clusterStaleBefore()
 	}
 	for i := 0; i < sweepChunks && time.Now().Before(deadline); i++ {
 		rows, err := s.rec.ActiveFileUsers(ctx, c.key, reconcileChunk)
@@ -216,14 +210,33 @@ func (s *Syncer) sweep(ctx context.Context) (ReconcileResult, error) {
 	return res, nil
 }
 
-// sweepTick runs sweep and logs what it found: a correction means the
-// database held something the tracker did not write, worth a line.
+// reconcileFile compares one xbt_files row claiming peers with memory and
+// records memory's counts for the next flush where they differ (true). In
+// a cluster a row written for an announce since clusterStale may be
+// another instance's torrent: only a swarm this instance holds competes
+// (by announce time, in the database); an empty or unknown one stays quiet.
+func (s *Syncer) reconcileFile(f xsql.FileCounts, clusterStale int64) bool {
+	if s.o.Cluster && f.Mtime >= clusterStale {
+		if se, le, _ := s.trk.TorrentLive(f.InfoHash, f.Fid); se+le == 0 {
+			return false
+		}
+	}
+	return s.trk.ReconcileTorrent(f.InfoHash, f.Fid, f.Seeders, f.Leechers)
+}
+
+// sweepTick runs sweep and logs what it found.
 func (s *Syncer) sweepTick(ctx context.Context) {
 	res, err := s.sweep(ctx)
-	switch {
-	case err != nil && !errors.Is(err, context.Canceled):
+	if err != nil && !errors.Is(err, context.Canceled) {
 		s.log.Debug("ghost peer sweep failed; it goes on at the next clean_up_interval", zap.Error(err))
-	case res.Files+res.FileUsers > 0:
+	}
+	s.logCorrections(res)
+}
+
+// logCorrections logs what a reconciliation corrected: a correction means
+// the database held something the tracker did not write, worth a line.
+func (s *Syncer) logCorrections(res ReconcileResult) {
+	if res.Files+res.FileUsers > 0 {
 		s.log.Info("corrected ghost peers in the database (rows no announce had corrected)",
 			zap.Int("torrents", res.Files), zap.Int("files_users_deactivated", res.FileUsers))
 	}
@@ -246,7 +259,8 @@ func (s *Syncer) clusterStaleBefore() int64 {
 // write_db_interval, going on where it stopped; a pass ends at the last
 // row, and a torrent not read in the last complete pass scrapes as empty.
 // With the defaults a site with up to 50k torrents with peers is read in
-// full every 15 s, a larger one in proportion.
+// full every 15 s, a larger one in proportion. The same rows are the ghost
+// sweep's first half, so in a cluster they are reconciled here instead.
 const storedChunks = 50
 
 // storedCursor is where the refresh goes on from.
@@ -255,31 +269,39 @@ type storedCursor struct {
 	pass uint32 // the pass under way, from 1
 }
 
-func (s *Syncer) refreshStored(ctx context.Context) error {
+func (s *Syncer) refreshStored(ctx context.Context) (ReconcileResult, error) {
+	var res ReconcileResult
 	c := &s.storedAt
 	if c.pass == 0 {
 		c.pass = 1
 	}
+	clusterStale := s.clusterStaleBefore()
 	for range storedChunks {
 		rows, err := s.rec.FilesWithPeers(ctx, c.fid, reconcileChunk)
 		if err != nil {
-			return err
+			return res, err
 		}
+		res.Read += len(rows)
 		for _, f := range rows {
 			s.trk.StoreCounts(f.InfoHash, f.Fid, f.Seeders, f.Leechers, c.pass)
+			if s.reconcileFile(f, clusterStale) {
+				res.Files++
+			}
 		}
 		if len(rows) < reconcileChunk {
 			s.trk.CompleteStoredPass(c.pass)
 			c.fid, c.pass = 0, c.pass+1
-			return nil
+			return res, nil
 		}
 		c.fid = rows[len(rows)-1].Fid
 	}
-	return nil
+	return res, nil
 }
 
 func (s *Syncer) refreshStoredTick(ctx context.Context) {
-	if err := s.refreshStored(ctx); err != nil && !errors.Is(err, context.Canceled) {
+	res, err := s.refreshStored(ctx)
+	if err != nil && !errors.Is(err, context.Canceled) {
 		s.log.Debug("reading the other instances' counts failed; scrapes of their torrents keep the last ones read", zap.Error(err))
 	}
+	s.logCorrections(res)
 }
