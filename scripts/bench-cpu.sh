@@ -32,8 +32,7 @@ COMMON=(--users 100000 --torrents 100000 --peers 100000 --concurrency "$CONC" --
 # shellcheck disable=SC2086 # word splitting wanted
 start_serve "$DB" ${XBT_BENCH_SERVE_ARGS:-}
 NPORT=$((PORT + 1))
-PORT=$NPORT start_nginx
-NWORKER=$(pgrep -P "$NGINX_PID" | head -1)
+start_nginx "$NPORT"
 OPORT=$((PORT + 2))
 OT_PID=
 case " $MODES " in *" udp "*)
@@ -50,7 +49,8 @@ case " $MODES " in *" udp "*)
 esac
 trap 'stop_serve; stop_nginx; [ -n "$OT_PID" ] && kill "$OT_PID" 2>/dev/null; true' EXIT
 
-# field FILE: the report's target CPU per answer (µs).
+# cpu_per_answer FILE: the report's target CPU per answer (µs); rps FILE:
+# its requests/s.
 cpu_per_answer() { awk '/^CPU\/answer/ {print $3}' "$1"; }
 rps() { awk '/^requests/ {print $(NF-1)}' "$1"; }
 

@@ -95,13 +95,17 @@ wait_port() {
   echo "nothing listens on 127.0.0.1:$1" >&2; return 1
 }
 
+# start_nginx PORT: the reference nginx on 127.0.0.1:PORT (CPU SERVER_CPU);
+# sets NGINX_PID and NWORKER, its worker process (the one doing the work,
+# for bench --pid).
 start_nginx() {
-  local dir; dir=$(mktemp -d /tmp/xbt-bench-nginx.XXXXXX)
-  sed -e "s#DIR#$dir#g" -e "s#PORT#$PORT#g" scripts/bench-nginx.conf >"$dir/nginx.conf"
+  local port=$1 dir; dir=$(mktemp -d /tmp/xbt-bench-nginx.XXXXXX)
+  sed -e "s#DIR#$dir#g" -e "s#PORT#$port#g" scripts/bench-nginx.conf >"$dir/nginx.conf"
   log taskset -c "$SERVER_CPU" nginx -c "$dir/nginx.conf"
   taskset -c "$SERVER_CPU" nginx -c "$dir/nginx.conf" &
   NGINX_PID=$!
-  wait_port "$PORT"
+  wait_port "$port"
+  NWORKER=$(pgrep -P "$NGINX_PID" | head -1)
 }
 
 stop_nginx() {

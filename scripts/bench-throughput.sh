@@ -25,8 +25,7 @@ COMMON=(--users 100000 --torrents 100000 --peers 100000 --concurrency "$CONC" --
 # shellcheck disable=SC2086 # word splitting wanted
 start_serve "$DB" ${XBT_BENCH_SERVE_ARGS:-}
 NPORT=$((PORT + 1))
-PORT=$NPORT start_nginx
-NWORKER=$(pgrep -P "$NGINX_PID" | head -1)
+start_nginx "$NPORT"
 for ka in ${XBT_BENCH_KEEPALIVE:-true false}; do
   : >"$OUT/ratio-ka-$ka.txt"
   for r in $(seq 1 "$ROUNDS"); do
@@ -44,8 +43,9 @@ for ka in ${XBT_BENCH_KEEPALIVE:-true false}; do
     s=$(awk '/^requests/ {print $(NF-1)}' "$OUT/serve-ka-$ka-$r.txt")
     n=$(awk '/^requests/ {print $(NF-1)}' "$OUT/nginx-ka-$ka-$r.txt")
     se=$(awk '/^errors/ {print $2}' "$OUT/serve-ka-$ka-$r.txt")
-    sc=$(awk '/^CPU/ {print $3, $6}' "$OUT/serve-ka-$ka-$r.txt")
-    nc=$(awk '/^CPU/ {print $3, $6}' "$OUT/nginx-ka-$ka-$r.txt")
+    # "CPU         target N% of C core(s), load generator M% of C core(s) ..."
+    sc=$(awk '/^CPU / {print $3, $9}' "$OUT/serve-ka-$ka-$r.txt")
+    nc=$(awk '/^CPU / {print $3, $9}' "$OUT/nginx-ka-$ka-$r.txt")
     sp=$(awk '/^latency/ {print $3, $7}' "$OUT/serve-ka-$ka-$r.txt")
     np=$(awk '/^latency/ {print $3, $7}' "$OUT/nginx-ka-$ka-$r.txt")
     echo "$s $n" >>"$OUT/ratio-ka-$ka.txt"

@@ -9,6 +9,7 @@ import (
 	"context"
 	gosql "database/sql"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -90,16 +91,10 @@ func (l *Loader) loadChanges(ctx context.Context, now time.Time, window time.Dur
 	if l.seen == nil {
 		l.seen = make(map[changeKey]seenChange, len(seen))
 	}
-	for k, v := range seen {
-		l.seen[k] = v
-	}
+	maps.Copy(l.seen, seen)
 	if window == l.window || now.Sub(l.pruned) >= l.window/4 {
 		cut := now.Add(-l.window)
-		for k, v := range l.seen {
-			if !v.changed.After(cut) {
-				delete(l.seen, k)
-			}
-		}
+		maps.DeleteFunc(l.seen, func(_ changeKey, v seenChange) bool { return !v.changed.After(cut) })
 		l.pruned = now
 	}
 	l.watermark, l.flagged = now, flagged

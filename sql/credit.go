@@ -5,6 +5,7 @@ import (
 	gosql "database/sql"
 	"fmt"
 	"math"
+	"strings"
 
 	sq "github.com/Masterminds/squirrel"
 
@@ -36,10 +37,8 @@ func (l *Loader) CreditRules(ctx context.Context) (*tracker.CreditRules, error) 
 	if r.Users, err = l.factors(ctx, s.Users, s.UsersUID, s.HasUsersUpMulti, s.HasUsersDownMulti); err != nil {
 		return nil, err
 	}
-	if s.HasFreeleechTokens {
-		if r.Tokens, err = l.tokens(ctx); err != nil {
-			return nil, err
-		}
+	if r.Tokens, err = l.FreeleechTokens(ctx); err != nil {
+		return nil, err
 	}
 	if len(r.Torrents)+len(r.Users)+len(r.Tokens) == 0 {
 		return nil, nil
@@ -63,32 +62,25 @@ func (l *Loader) factors(ctx context.Context, table, idCol string, hasUp, hasDow
 	if err != nil {
 		return nil, err
 	}
-	up, down := "100", "100"
+	cols := []string{id, "100", "100"} // a missing column reads 100
+	var wheres, parts []string
 	if hasUp {
-		up = "`up_multi`"
+		cols[1] = "`up_multi`"
+		wheres = append(wheres, "`up_multi` <> 100")
 	}
 	if hasDown {
-		down = "`down_multi`"
+		cols[2] = "`down_multi`"
+		wheres = append(wheres, "`down_multi` <> 100")
 	}
-	var parts []sq.SelectBuilder
-	if hasUp {
-		parts = append(parts, sq.Select(id, up, down).From(t).Where("`up_multi` <> 100"))
-	}
-	if hasDown {
-		parts = append(parts, sq.Select(id, up, down).From(t).Where("`down_multi` <> 100"))
-	}
-	q, args, err := parts[0].ToSql()
-	if err != nil {
-		return nil, fmt.Errorf("load credit factors from %s: %w", table, err)
-	}
-	if len(parts) > 1 {
-		q2, args2, err := parts[1].ToSql()
+	var args []any
+	for _, w := range wheres {
+		q, a, err := sq.Select(cols...).From(t).Where(w).ToSql()
 		if err != nil {
 			return nil, fmt.Errorf("load credit factors from %s: %w", table, err)
 		}
-		q += " UNION " + q2
-		args = append(args, args2...)
+		parts, args = append(parts, q), append(args, a...)
 	}
+	q := strings.Join(parts, " UNION ")
 	rows, err := l.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("load credit factors from %s: %w", table, err)
@@ -133,19 +125,15 @@ func percent(v gosql.NullInt64) tracker.Multiplier {
 	return tracker.Percent(uint32(v.Int64)) //nolint:gosec // G115: 0 ≤ v ≤ MaxPercent here
 }
 
-// FreeleechTokens reads only the tokens not yet expired (nil without the
-// table): the change poll's cheap part of CreditRules, one indexed query.
+// FreeleechTokens reads the freeleech tokens that have not expired by the
+// database's clock (nil without the table): also the change poll's cheap
+// part of CreditRules, one indexed query. One that expires between two
+// reads stops counting on time anyway: the tracker compares each
+// announce's time with expires.
 func (l *Loader) FreeleechTokens(ctx context.Context) (map[tracker.FileUserKey]int64, error) {
 	if !l.s.HasFreeleechTokens {
 		return nil, nil
 	}
-	return l.tokens(ctx)
-}
-
-// tokens reads the freeleech tokens that have not expired by the database's
-// clock. One that expires between two reloads stops counting on time
-// anyway: the tracker compares each announce's time with expires.
-func (l *Loader) tokens(ctx context.Context) (map[tracker.FileUserKey]int64, error) {
 	q, args, err := sq.Select("`uid`", "`fid`", "`expires`").
 		From("`" + FreeleechTokensTable + "`").
 		Where("`expires` > UNIX_TIMESTAMP()").

@@ -161,31 +161,9 @@ func CheckSchema(ctx context.Context, db *gosql.DB, n Names) (Schema, []string, 
 
 	tables := []string{n.Config, n.Files, n.FilesUsers, n.Users, n.AnnounceLog, n.ScrapeLog, n.DenyFromHosts, n.DenyFromHosts6,
 		ClientWhitelistTable, DenyFromClientsTable, n.Snatched, FreeleechTokensTable}
-	query, args, err := sq.Select("TABLE_NAME", "COLUMN_NAME").
-		From("information_schema.COLUMNS").
-		Where(sq.Eq{"TABLE_SCHEMA": dbName.String, "TABLE_NAME": tables}).
-		ToSql()
+	tc, err := readTableColumns(ctx, db, "COLUMNS", sq.Eq{"TABLE_SCHEMA": dbName.String, "TABLE_NAME": tables})
 	if err != nil {
-		return s, nil, fmt.Errorf("schema: build query: %w", err)
-	}
-	rows, err := db.QueryContext(ctx, query, args...)
-	if err != nil {
-		return s, nil, fmt.Errorf("schema: read information_schema.COLUMNS: %w", err)
-	}
-	defer rows.Close()
-	tc := tableColumns{}
-	for rows.Next() {
-		var table, column string
-		if err := rows.Scan(&table, &column); err != nil {
-			return s, nil, fmt.Errorf("schema: read information_schema.COLUMNS: %w", err)
-		}
-		if tc[table] == nil {
-			tc[table] = map[string]bool{}
-		}
-		tc[table][strings.ToLower(column)] = true
-	}
-	if err := rows.Err(); err != nil {
-		return s, nil, fmt.Errorf("schema: read information_schema.COLUMNS: %w", err)
+		return s, nil, err
 	}
 
 	serr := &SchemaError{}
@@ -303,8 +281,17 @@ func CheckSchema(ctx context.Context, db *gosql.DB, n Names) (Schema, []string, 
 // whole table (a million rows) each time. It still works, so it is not an
 // error.
 func unindexedFactors(ctx context.Context, db *gosql.DB, dbName string, s Schema) ([]string, error) {
-	type col struct{ table, column string }
-	var cols []col
+	if !s.HasFilesUpMulti && !s.HasFilesDownMulti && !s.HasUsersUpMulti && !s.HasUsersDownMulti {
+		return nil, nil
+	}
+	indexed, err := readTableColumns(ctx, db, "STATISTICS", sq.Eq{
+		"TABLE_SCHEMA": dbName, "TABLE_NAME": []string{s.Files, s.Users},
+		"COLUMN_NAME": []string{"up_multi", "down_multi"}, "SEQ_IN_INDEX": 1,
+	})
+	if err != nil {
+		return nil, err
+	}
+	var warnings []string
 	for _, c := range []struct {
 		has           bool
 		table, column string
@@ -314,43 +301,7 @@ func unindexedFactors(ctx context.Context, db *gosql.DB, dbName string, s Schema
 		{s.HasUsersUpMulti, s.Users, "up_multi"},
 		{s.HasUsersDownMulti, s.Users, "down_multi"},
 	} {
-		if c.has {
-			cols = append(cols, col{c.table, c.column})
-		}
-	}
-	if len(cols) == 0 {
-		return nil, nil
-	}
-	query, args, err := sq.Select("TABLE_NAME", "COLUMN_NAME").Distinct().
-		From("information_schema.STATISTICS").
-		Where(sq.Eq{
-			"TABLE_SCHEMA": dbName, "TABLE_NAME": []string{s.Files, s.Users},
-			"COLUMN_NAME": []string{"up_multi", "down_multi"}, "SEQ_IN_INDEX": 1,
-		}).
-		ToSql()
-	if err != nil {
-		return nil, fmt.Errorf("schema: build query: %w", err)
-	}
-	rows, err := db.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("schema: read information_schema.STATISTICS: %w", err)
-	}
-	defer rows.Close()
-	indexed := map[col]bool{}
-	for rows.Next() {
-		var c col
-		if err := rows.Scan(&c.table, &c.column); err != nil {
-			return nil, fmt.Errorf("schema: read information_schema.STATISTICS: %w", err)
-		}
-		c.column = strings.ToLower(c.column)
-		indexed[c] = true
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("schema: read information_schema.STATISTICS: %w", err)
-	}
-	var warnings []string
-	for _, c := range cols {
-		if indexed[c] {
+		if !c.has || indexed.has(c.table, c.column) {
 			continue
 		}
 		fix := fmt.Sprintf("ALTER TABLE %s ADD INDEX xbt_tracker_%s (%s)", c.table, c.column, c.column)
@@ -361,4 +312,34 @@ func unindexedFactors(ctx context.Context, db *gosql.DB, dbName string, s Schema
 			c.table, c.column, c.table, fix))
 	}
 	return warnings, nil
+}
+
+// readTableColumns reads the (TABLE_NAME, COLUMN_NAME) rows of
+// information_schema.view that match where: the columns of tables
+// (COLUMNS), or the columns that start an index (STATISTICS).
+func readTableColumns(ctx context.Context, db *gosql.DB, view string, where sq.Eq) (tableColumns, error) {
+	query, args, err := sq.Select("TABLE_NAME", "COLUMN_NAME").From("information_schema." + view).Where(where).ToSql()
+	if err != nil {
+		return nil, fmt.Errorf("schema: build query: %w", err)
+	}
+	rows, err := db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("schema: read information_schema.%s: %w", view, err)
+	}
+	defer rows.Close()
+	tc := tableColumns{}
+	for rows.Next() {
+		var table, column string
+		if err := rows.Scan(&table, &column); err != nil {
+			return nil, fmt.Errorf("schema: read information_schema.%s: %w", view, err)
+		}
+		if tc[table] == nil {
+			tc[table] = map[string]bool{}
+		}
+		tc[table][strings.ToLower(column)] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("schema: read information_schema.%s: %w", view, err)
+	}
+	return tc, nil
 }

@@ -31,14 +31,10 @@ import (
 // streak: one warning when reads start failing, one info line when both
 // work again.
 
-// changePoller is what Poll needs of *sql.Loader.
+// changePoller is what Poll needs of *sql.Loader: the change log and the
+// freeleech tokens.
 type changePoller interface {
 	Poll(context.Context) (*xsql.Snapshot, error)
-}
-
-// tokenReader is what Poll needs of *sql.Loader to refresh the freeleech
-// tokens.
-type tokenReader interface {
 	FreeleechTokens(context.Context) (map[tracker.FileUserKey]int64, error)
 }
 
@@ -99,6 +95,10 @@ func (s *Syncer) Poll(ctx context.Context) error {
 	}
 	took := time.Since(start)
 	s.m.pollDuration.Observe(took.Seconds())
+	if err == nil {
+		s.apply(ctx, snap)
+		err = s.pollCredit(ctx, p, snap)
+	}
 	if err != nil {
 		s.m.pollFailures.Inc()
 		if ctx.Err() != nil {
@@ -106,14 +106,6 @@ func (s *Syncer) Poll(ctx context.Context) error {
 			return err
 		}
 		s.readFailed("change poll", err)
-		return err
-	}
-	s.apply(ctx, snap)
-	if err := s.pollCredit(ctx, snap); err != nil {
-		s.m.pollFailures.Inc()
-		if ctx.Err() == nil {
-			s.readFailed("change poll", err)
-		}
 		return err
 	}
 	s.readWorked(true)
@@ -169,7 +161,7 @@ func (s *Syncer) readWorked(poll bool) {
 // change re-reads every credit rule, and every poll re-reads the tokens
 // (only the valid ones, through the index on expires: one short query).
 // A factor changed on an existing row waits for the reload.
-func (s *Syncer) pollCredit(ctx context.Context, snap *xsql.Snapshot) error {
+func (s *Syncer) pollCredit(ctx context.Context, p changePoller, snap *xsql.Snapshot) error {
 	if !snap.Empty() {
 		rules, err := s.ld.CreditRules(ctx)
 		if err != nil {
@@ -178,11 +170,7 @@ func (s *Syncer) pollCredit(ctx context.Context, snap *xsql.Snapshot) error {
 		s.trk.SetCreditRules(rules)
 		return nil
 	}
-	tr, ok := s.ld.(tokenReader)
-	if !ok {
-		return nil
-	}
-	tokens, err := tr.FreeleechTokens(ctx)
+	tokens, err := p.FreeleechTokens(ctx)
 	if err != nil {
 		return err
 	}

@@ -47,12 +47,13 @@ func BenchmarkAnnounceExistingPeer(b *testing.B) {
 	}
 }
 
-// BenchmarkAnnounceExistingPeerMultiplied is BenchmarkAnnounceExistingPeer
-// with credit factors in play: the torrent, the user and the site each
-// have one, and a token of another user is loaded, so every announce
-// looks them up and scales its credit through the carry.
-func BenchmarkAnnounceExistingPeerMultiplied(b *testing.B) {
-	tr, h := benchTracker(b, 1, 200)
+// multipliedTracker is benchTracker(tb, 1, nPeers) with credit factors in
+// play: the torrent, the user and the site each have one (150 % × 200 % ×
+// 110 % upload), and a token of another user is loaded, so every announce
+// of user 1 looks them up and scales its credit through the carry. It
+// returns that user's announce, made once.
+func multipliedTracker(tb testing.TB, nPeers int) (*Tracker, *Announce) {
+	tr, h := benchTracker(tb, 1, nPeers)
 	s := tr.Settings()
 	s.UpMulti = Percent(150)
 	tr.SetSettings(s)
@@ -64,6 +65,14 @@ func BenchmarkAnnounceExistingPeerMultiplied(b *testing.B) {
 	a := ann(1, h[0], 5, 10)
 	var out AnnounceResult
 	tr.Announce(a, &out)
+	return tr, a
+}
+
+// BenchmarkAnnounceExistingPeerMultiplied is BenchmarkAnnounceExistingPeer
+// with credit factors in play (multipliedTracker).
+func BenchmarkAnnounceExistingPeerMultiplied(b *testing.B) {
+	tr, a := multipliedTracker(b, 200)
+	var out AnnounceResult
 	b.ReportAllocs()
 	for b.Loop() {
 		a.Uploaded += 1001

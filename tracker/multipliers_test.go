@@ -175,15 +175,8 @@ func TestTokenScope(t *testing.T) {
 // Factors of other users and torrents, and a token, do not make the
 // announce allocate.
 func TestMultipliedAnnounceDoesNotAllocate(t *testing.T) {
-	tr, h := benchTracker(t, 1, 50)
-	tr.SetCreditRules(&CreditRules{
-		Torrents: map[uint32]Factors{1: {Up: Percent(200), Down: Percent(50)}},
-		Users:    map[uint32]Factors{1: {Up: Percent(150)}},
-		Tokens:   map[FileUserKey]int64{{Fid: 1, UID: 2}: t0 + 3600},
-	})
-	a := ann(1, h[0], 5, 10)
+	tr, a := multipliedTracker(t, 50)
 	var out AnnounceResult
-	tr.Announce(a, &out)
 	tr.Announce(a, &out)
 	if n := testing.AllocsPerRun(200, func() {
 		a.Uploaded += 1001

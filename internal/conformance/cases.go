@@ -522,10 +522,7 @@ var Cases = []Case{
 			if d.Uploaded != 3003 || d.Downloaded != 250 {
 				e.T.Errorf("first: %+v, want up 3003 down 250", d)
 			}
-			r := e.Req(1, H1, 1, 500)
-			r.Uploaded, r.Downloaded = 1001, 1004
-			e.MustAnnounce(r)
-			if d := e.Tracker.Drain().Users[1]; d.Uploaded != 0 || d.Downloaded != 1 {
+			if d := e.creditAgain(1, H1, 1001, 1004).Users[1]; d.Uploaded != 0 || d.Downloaded != 1 {
 				e.T.Errorf("second: %+v, want down 1 (0.75 + 0.25 carried)", d)
 			}
 		},
@@ -545,10 +542,7 @@ var Cases = []Case{
 				e.T.Errorf("another user's download: %+v, want 4000", d)
 			}
 			e.Clock.Advance(time.Hour)
-			r := e.Req(1, H1, 1, 500)
-			r.Uploaded, r.Downloaded = 5, 4100
-			e.MustAnnounce(r)
-			if d := e.Tracker.Drain().Users[1]; d.Downloaded != 100 {
+			if d := e.creditAgain(1, H1, 5, 4100).Users[1]; d.Downloaded != 100 {
 				e.T.Errorf("after expiry: %+v, want down 100", d)
 			}
 		},
@@ -564,10 +558,7 @@ var Cases = []Case{
 			}
 			s.DownMulti = tracker.Multiplier{}
 			e.Tracker.SetSettings(s)
-			r := e.Req(1, H1, 1, 500)
-			r.Uploaded, r.Downloaded = 10, 4500
-			e.MustAnnounce(r)
-			if d := e.Tracker.Drain().Users[1]; d.Downloaded != 500 {
+			if d := e.creditAgain(1, H1, 10, 4500).Users[1]; d.Downloaded != 500 {
 				e.T.Errorf("back to normal: %+v, want down 500", d)
 			}
 		},
@@ -612,8 +603,15 @@ func (e *Env) credit(uid uint32, h tracker.InfoHash, up, down uint64) (tracker.U
 	r.Event = tracker.EventStarted
 	e.MustAnnounce(r)
 	e.Tracker.Drain()
-	r.Event, r.Uploaded, r.Downloaded = tracker.EventNone, up, down
-	e.MustAnnounce(r)
-	b := e.Tracker.Drain()
+	b := e.creditAgain(uid, h, up, down)
 	return b.Users[uid], b.FileUsers[tracker.FileUserKey{Fid: 1, UID: uid}]
+}
+
+// creditAgain announces peer 1 of uid on h, without an event, with the
+// running totals up and down, and returns what Drain then hands over.
+func (e *Env) creditAgain(uid uint32, h tracker.InfoHash, up, down uint64) *tracker.Batch {
+	r := e.Req(uid, h, 1, 500)
+	r.Uploaded, r.Downloaded = up, down
+	e.MustAnnounce(r)
+	return e.Tracker.Drain()
 }

@@ -174,12 +174,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	rep.P50, rep.P90, rep.P99, rep.P999 = r.total.Quantile(0.5), r.total.Quantile(0.9), r.total.Quantile(0.99), r.total.Quantile(0.999)
 	rep.Max = r.total.Max()
+	self := selfCPU() - self0
 	if rep.Elapsed > 0 {
-		rep.SelfCPU = 100 * (selfCPU() - self0).Seconds() / rep.Elapsed.Seconds()
+		rep.SelfCPU = 100 * self.Seconds() / rep.Elapsed.Seconds()
 	}
 	rep.SelfCores = runtime.NumCPU() // the affinity mask's CPUs, as taskset set them
 	if rep.OK > 0 {
-		rep.SelfUSPerAnswer = (selfCPU() - self0).Seconds() * 1e6 / float64(rep.OK)
+		rep.SelfUSPerAnswer = self.Seconds() * 1e6 / float64(rep.OK)
 	}
 	if cfg.PID != 0 {
 		rep.RSSAfter, rep.RSSPeak, _ = ReadRSS(cfg.PID)

@@ -154,10 +154,10 @@ func newLoop(s *Server, ln *net.TCPListener) (*loop, error) {
 		syscall.Close(lfd)
 		return nil, os.NewSyscallError("fcntl", err)
 	}
-	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, lfd, &syscall.EpollEvent{Events: listenEvents, Fd: int32(lfd)}); err != nil { //nolint:gosec // G115: a descriptor fits an int32
+	if err := rawEpollCtl(epfd, syscall.EPOLL_CTL_ADD, lfd, listenEvents); err != nil {
 		syscall.Close(epfd)
 		syscall.Close(lfd)
-		return nil, os.NewSyscallError("epoll_ctl", err)
+		return nil, err
 	}
 	f := os.NewFile(uintptr(epfd), "epoll")
 	rc, err := f.SyscallConn()

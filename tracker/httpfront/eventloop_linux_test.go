@@ -56,10 +56,11 @@ func TestEventLoopsServeTCPListeners(t *testing.T) {
 	}
 }
 
-// startLoopServer serves trk on a new loopback listener with event loops.
-func startLoopServer(t *testing.T, trk *tracker.Tracker) (*Server, net.Listener, chan error) {
+// startLoopServer serves an empty tracker with cfg on a new loopback
+// listener with event loops.
+func startLoopServer(t *testing.T, cfg Config) (*Server, net.Listener, chan error) {
 	t.Helper()
-	s := New(trk, Config{})
+	s := New(tracker.New(tracker.Settings{}, tracker.Options{}), cfg)
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +74,7 @@ func startLoopServer(t *testing.T, trk *tracker.Tracker) (*Server, net.Listener,
 // accepted by a loop, answered and closed, and none is left open (no
 // descriptor, epoll entry or admission slot leaks).
 func TestEventLoopConnectionPerRequest(t *testing.T) {
-	s, ln, done := startLoopServer(t, tracker.New(tracker.Settings{}, tracker.Options{}))
+	s, ln, done := startLoopServer(t, Config{})
 	defer func() { s.Shutdown(t.Context()); <-done }()
 	for i := range 300 {
 		c, err := net.Dial("tcp4", ln.Addr().String())
@@ -110,17 +111,11 @@ func TestEventLoopConnectionPerRequest(t *testing.T) {
 // returns net.ErrClosed as Accept would.
 func TestEventLoopListenerClosedByOwner(t *testing.T) {
 	entered, release := make(chan struct{}), make(chan struct{})
-	s := New(tracker.New(tracker.Settings{}, tracker.Options{}), Config{Status: func() StatusInfo {
+	s, ln, done := startLoopServer(t, Config{Status: func() StatusInfo {
 		close(entered)
 		<-release
 		return StatusInfo{}
 	}})
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ln) }()
 	defer s.Shutdown(t.Context())
 	addr := ln.Addr().String()
 	busy, err := net.Dial("tcp4", addr)

@@ -11,8 +11,6 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
-
-	"go.uber.org/zap"
 )
 
 // Why a batch worker: through net.UDPConn each packet cost a recvfrom and a
@@ -71,7 +69,9 @@ func (bt *batch) recv(fd uintptr) (int, syscall.Errno) {
 	return int(n), 0
 }
 
-// from is the sender of datagram i, IPv4-mapped addresses unmapped.
+// from is the sender of datagram i, as the kernel gave it (an IPv4 sender
+// of a dual-stack socket stays IPv4-mapped, as ReadFromUDPAddrPort returns
+// it; handle unmaps).
 func (bt *batch) from(i int) netip.AddrPort {
 	switch bt.names[i].Addr.Family {
 	case syscall.AF_INET:
@@ -123,11 +123,7 @@ func (s *Server) batchWorker(uc *net.UDPConn) (bool, error) {
 			if errno == syscall.EINTR {
 				continue
 			}
-			// A transient error (an ICMP report, no buffer): as worker.
-			s.counters.error(reasonRead)
-			backoff = max(min(2*backoff, time.Second), time.Millisecond)
-			s.log.Warn("UDP read failed; retrying", zap.Error(os.NewSyscallError("recvmmsg", errno)), zap.Duration("backoff", backoff))
-			time.Sleep(backoff)
+			s.readFailed(os.NewSyscallError("recvmmsg", errno), &backoff)
 			continue
 		}
 		backoff = 0

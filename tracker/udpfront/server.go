@@ -198,16 +198,7 @@ func (s *Server) worker(pc net.PacketConn) error {
 			if errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrDeadlineExceeded) {
 				return err
 			}
-			// A transient error (an ICMP report, a full buffer): count it,
-			// wait a little and go on rather than give up the port.
-			s.counters.error(reasonRead)
-			if backoff == 0 {
-				backoff = time.Millisecond
-			} else if backoff *= 2; backoff > time.Second {
-				backoff = time.Second
-			}
-			s.log.Warn("UDP read failed; retrying", zap.Error(err), zap.Duration("backoff", backoff))
-			time.Sleep(backoff)
+			s.readFailed(err, &backoff)
 			continue
 		}
 		backoff = 0
@@ -232,6 +223,16 @@ func (s *Server) worker(pc net.PacketConn) error {
 			s.counters.error(reasonWrite)
 		}
 	}
+}
+
+// readFailed handles a transient read error (an ICMP report, a full
+// buffer): it counts and logs it and waits a little (1 ms after the first
+// in a row, doubling up to 1 s) rather than give up the port.
+func (s *Server) readFailed(err error, backoff *time.Duration) {
+	s.counters.error(reasonRead)
+	*backoff = max(min(2**backoff, time.Second), time.Millisecond)
+	s.log.Warn("UDP read failed; retrying", zap.Error(err), zap.Duration("backoff", *backoff))
+	time.Sleep(*backoff)
 }
 
 func addrPortOf(a net.Addr) netip.AddrPort {
