@@ -88,15 +88,23 @@ func TestDemoClientCommands(t *testing.T) {
 // and stops the group (SIGINT, then SIGKILL) when the test ends.
 func startGroup(t *testing.T, cmd *exec.Cmd) *lineBuffer {
 	t.Helper()
+	out, _ := startGroupWait(t, cmd)
+	return out
+}
+
+// startGroupWait is startGroup that also returns the command's exit.
+func startGroupWait(t *testing.T, cmd *exec.Cmd) (*lineBuffer, <-chan error) {
+	t.Helper()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	exit := make(chan error, 1)
 	done := make(chan struct{})
 	go func() {
-		_ = cmd.Wait()
+		exit <- cmd.Wait()
 		pw.Close()
 		close(done)
 	}()
@@ -109,5 +117,5 @@ func startGroup(t *testing.T, cmd *exec.Cmd) *lineBuffer {
 			<-done
 		}
 	})
-	return newLineBuffer(pr)
+	return newLineBuffer(pr), exit
 }

@@ -26,7 +26,7 @@ func TestMakeDemoCluster(t *testing.T) {
 	cmd := demoScript(t, "scripts/demo-cluster.sh", "xbt_test_demo_cluster", "XBT_BIN="+binary,
 		fmt.Sprintf("XBT_CLUSTER_PORT=%d", hport), fmt.Sprintf("XBT_CLUSTER_FIRST_PORT=%d", first),
 		"XBT_DEMO_DIR="+t.TempDir())
-	buf, done := startDemo(t, cmd)
+	buf, done := startGroupWait(t, cmd)
 	if !buf.waitFor("Ctrl-C stops HAProxy and the instances.", 90*time.Second) {
 		t.Fatalf("demo-cluster did not get ready:\n%s", buf.String())
 	}

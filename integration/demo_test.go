@@ -32,7 +32,7 @@ func freePort(t *testing.T) int {
 // TestMakeDemo runs the README's first command's script and uses the curl
 // line it prints: the announce URL must work.
 func TestMakeDemo(t *testing.T) {
-	buf, _ := startDemo(t, demoCmd(t, freePort(t)))
+	buf, _ := startGroupWait(t, demoCmd(t, freePort(t)))
 	if !buf.waitFor("Ctrl-C stops the tracker.", 90*time.Second) {
 		t.Fatalf("demo did not get ready:\n%s", buf.String())
 	}
@@ -99,9 +99,8 @@ func demoCmd(t *testing.T, port int) *exec.Cmd {
 	return demoScript(t, "scripts/demo.sh", "xbt_test_demo", fmt.Sprintf("XBT_DEMO_PORT=%d", port))
 }
 
-// demoScript is the command running a demo script of the repository
-// (in its own process group, as a terminal runs it) on a throwaway
-// database named after prefix, dropped at cleanup, with env added.
+// demoScript is the command running a demo script of the repository on a
+// throwaway database named after prefix, dropped at cleanup, with env added.
 func demoScript(t *testing.T, script, prefix string, env ...string) *exec.Cmd {
 	t.Helper()
 	db, _ := dbtest.New(t) // proves a server is there; the demo makes its own database
@@ -112,35 +111,7 @@ func demoScript(t *testing.T, script, prefix string, env ...string) *exec.Cmd {
 	cmd := exec.Command("bash", filepath.Join(root, script))
 	cmd.Dir = root
 	cmd.Env = append(append(cleanEnv(), "XBT_DSN="+dbtest.BaseDSN(), "XBT_DEMO_DB="+dbName), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	return cmd
-}
-
-// startDemo starts cmd and returns its output (stdout and stderr) and its
-// exit; at cleanup its process group gets SIGTERM, then SIGKILL after 10 s.
-func startDemo(t *testing.T, cmd *exec.Cmd) (*lineBuffer, <-chan error) {
-	t.Helper()
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	exited := make(chan struct{})
-	go func() { done <- cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-	})
-	return newLineBuffer(out), done
 }
 
 // On a port someone else listens on, the demo fails at once with one line
@@ -168,7 +139,7 @@ func TestMakeDemoBusyPort(t *testing.T) {
 func TestMakeDemoCtrlC(t *testing.T) {
 	port := freePort(t)
 	cmd := demoCmd(t, port)
-	buf, done := startDemo(t, cmd)
+	buf, done := startGroupWait(t, cmd)
 	if !buf.waitFor("Ctrl-C stops the tracker.", 90*time.Second) {
 		t.Fatalf("demo did not get ready:\n%s", buf.String())
 	}
